@@ -1,0 +1,44 @@
+//! Typed errors of the library and the one mapping from error to process exit code.
+
+use std::path::PathBuf;
+
+/// Exit code: success.
+pub const EXIT_OK: i32 = 0;
+/// Exit code: the command ran, and its answer is "no" (no accelerator with
+/// `--require-accelerator`, a failed verdict, a wrong kernel result).
+pub const EXIT_FAIL: i32 = 1;
+/// Exit code: bad arguments or bad input; nothing was judged.
+pub const EXIT_USAGE: i32 = 2;
+
+/// Everything that can stop a command.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A command-line value that parses but makes no sense.
+    #[error("{0}")]
+    Usage(String),
+    /// `--query-gpu` named a field accelprobe does not know.
+    #[error("unknown --query-gpu field '{field}'; valid fields: {valid}")]
+    UnknownQueryField { field: String, valid: String },
+    /// `--require-accelerator` and the probe found none.
+    #[error(
+        "no accelerator found (runtimes: {summary}); drop --require-accelerator to report anyway"
+    )]
+    NoAccelerator { summary: String },
+    /// A file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// The process exit code for this error (documented in the README).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Usage(_) | Error::UnknownQueryField { .. } | Error::Io { .. } => EXIT_USAGE,
+            Error::NoAccelerator { .. } => EXIT_FAIL,
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! accelprobe's entry point: parse arguments, dispatch, print, exit with the documented code.
+
+use std::io::Write;
+
+use accelprobe::cli::{self, Cli, Command};
+use accelprobe::error::{EXIT_OK, EXIT_USAGE};
+use clap::error::ErrorKind;
+use clap::Parser;
+
+fn main() {
+    std::process::exit(run());
+}
+
+fn run() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return argument_error(&e),
+    };
+    let result = match &cli.command {
+        Command::Report(args) => cli::report(args),
+    };
+    match result {
+        Ok(out) => {
+            write_stdout(&out.stdout);
+            if let Some(note) = out.note {
+                eprintln!("accelprobe: {note}");
+            }
+            out.exit_code
+        }
+        Err(e) => {
+            eprintln!("accelprobe: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+/// Help and version go to stdout with exit 0; every other argument error is one line on
+/// stderr with exit 2.
+fn argument_error(e: &clap::Error) -> i32 {
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            write_stdout(&e.to_string());
+            EXIT_OK
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            eprint!("{e}");
+            EXIT_USAGE
+        }
+        _ => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("accelprobe: {first}; see 'accelprobe --help'");
+            EXIT_USAGE
+        }
+    }
+}
+
+/// Write to stdout; a closed pipe (`accelprobe report | head`) is not an error.
+fn write_stdout(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
+}

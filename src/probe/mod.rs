@@ -1,0 +1,203 @@
+//! Probing: the only part of accelprobe that touches hardware. It returns a
+//! [`Report`](crate::report::Report) and prints nothing.
+//!
+//! NVML and the CUDA driver are probed concurrently on worker threads under one deadline
+//! ([`guard`]); the host section is read from procfs/sysfs. The CUDA view of each GPU is
+//! attached to the NVML device with the same PCI bus id.
+
+pub mod cuda;
+pub mod guard;
+pub mod host;
+pub mod nvml;
+pub mod util;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::report::{
+    CudaDevice, Device, ErrorKind, ProbeError, Report, Runtime, RuntimeKind, RuntimeStatus, Tool,
+    Vendor, SCHEMA_VERSION,
+};
+
+/// Default total deadline for all hardware calls.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How to probe.
+#[derive(Debug, Clone)]
+pub struct ProbeOptions {
+    /// Explicit NVML library (`--nvml-lib` / `ACCELPROBE_NVML_LIB`).
+    pub nvml_lib: Option<PathBuf>,
+    /// Deadline for all hardware calls together.
+    pub timeout: Duration,
+    /// Skip the CUDA driver probe.
+    pub skip_cuda: bool,
+}
+
+impl Default for ProbeOptions {
+    fn default() -> Self {
+        ProbeOptions {
+            nvml_lib: None,
+            timeout: DEFAULT_TIMEOUT,
+            skip_cuda: false,
+        }
+    }
+}
+
+/// Probe this machine.
+pub fn probe(opts: &ProbeOptions) -> Report {
+    let started = Instant::now();
+    let deadline = started + opts.timeout;
+    let created_at = now_rfc3339();
+    let cuda_slot = (!opts.skip_cuda).then(cuda::start);
+    let env = |k: &str| std::env::var(k).ok();
+    let host = host::probe_host(&host::HostSources {
+        root: std::path::Path::new("/"),
+        env: &env,
+    });
+    let nv = nvml::probe(opts.nvml_lib.as_deref(), deadline);
+    let cu = cuda_slot.map(|s| cuda::collect(&s, deadline));
+
+    let mut errors = nv.errors;
+    let mut devices = nv.devices;
+    let mut runtimes = vec![nv.runtime];
+    if let Some(cu) = cu {
+        errors.extend(cu.errors);
+        attach_cuda(&mut devices, cu.devices, &cu.runtime, &mut errors);
+        runtimes.push(cu.runtime);
+    }
+    Report {
+        schema_version: SCHEMA_VERSION,
+        tool: Tool::current(),
+        id: uuid::Uuid::new_v4().to_string(),
+        created_at,
+        host,
+        runtimes,
+        devices,
+        errors,
+    }
+}
+
+/// Current time in RFC 3339, UTC.
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_string())
+}
+
+/// Parse a PCI bus id (`00000000:30:00.0` or `0000:30:00.0`) into (domain, bus, device).
+fn pci_key(id: &str) -> Option<(u32, u32, u32)> {
+    let mut parts = id.trim().split(':');
+    let domain = u32::from_str_radix(parts.next()?, 16).ok()?;
+    let bus = u32::from_str_radix(parts.next()?, 16).ok()?;
+    let dev = parts.next()?.split('.').next()?;
+    Some((domain, bus, u32::from_str_radix(dev, 16).ok()?))
+}
+
+/// Attach each CUDA device to the NVML device on the same PCI bus id. Without NVML devices,
+/// the CUDA devices become the device list.
+fn attach_cuda(
+    devices: &mut Vec<Device>,
+    cuda: Vec<CudaDevice>,
+    runtime: &Runtime,
+    errors: &mut Vec<ProbeError>,
+) {
+    if devices.is_empty() {
+        for c in cuda {
+            let mut d = Device {
+                index: c.ordinal,
+                vendor: Some(Vendor::Nvidia),
+                name: c.name.clone(),
+                pci_bus_id: c.pci_bus_id.clone(),
+                memory_total_mib: c.total_memory_mib,
+                compute_capability: c.compute_capability.clone(),
+                cuda: Some(c),
+                ..Device::default()
+            };
+            util::fill_missing_reasons(
+                &mut d,
+                "NVML not available; only the CUDA driver's view is known",
+            );
+            devices.push(d);
+        }
+        return;
+    }
+    let why_missing = match runtime.status {
+        RuntimeStatus::Loaded => "the CUDA driver does not list this device".to_string(),
+        _ => format!(
+            "CUDA driver {}: {}",
+            runtime.status.as_str(),
+            runtime.error.clone().unwrap_or_default()
+        ),
+    };
+    for d in devices.iter_mut() {
+        d.unavailable
+            .insert("cuda".to_string(), why_missing.clone());
+    }
+    for c in cuda {
+        let key = c.pci_bus_id.as_deref().and_then(pci_key);
+        let target = key.and_then(|k| {
+            devices
+                .iter_mut()
+                .find(|d| d.pci_bus_id.as_deref().and_then(pci_key) == Some(k))
+        });
+        match target {
+            Some(d) => {
+                d.unavailable.remove("cuda");
+                d.cuda = Some(c);
+            }
+            None => errors.push(ProbeError {
+                runtime: RuntimeKind::Cuda,
+                kind: ErrorKind::Error,
+                call: "cuDeviceGetAttribute".to_string(),
+                device: Some(c.ordinal),
+                field: None,
+                code: None,
+                message: format!(
+                    "CUDA device {} ({}) has no NVML device on the same PCI bus id",
+                    c.ordinal,
+                    c.pci_bus_id.as_deref().unwrap_or("bus id unknown")
+                ),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pci_keys_match_across_spellings() {
+        assert_eq!(pci_key("00000000:30:00.0"), Some((0, 0x30, 0)));
+        assert_eq!(pci_key("0000:30:00.0"), pci_key("00000000:30:00.0"));
+        assert_eq!(pci_key("garbage"), None);
+    }
+
+    #[test]
+    fn cuda_attaches_by_bus_id_and_strays_are_reported() {
+        let mut devices = vec![Device {
+            index: 0,
+            pci_bus_id: Some("00000000:30:00.0".into()),
+            ..Device::default()
+        }];
+        let cuda = vec![
+            CudaDevice {
+                ordinal: 0,
+                pci_bus_id: Some("00000000:30:00.0".into()),
+                ..CudaDevice::default()
+            },
+            CudaDevice {
+                ordinal: 1,
+                pci_bus_id: Some("00000000:31:00.0".into()),
+                ..CudaDevice::default()
+            },
+        ];
+        let rt = Runtime::new(RuntimeKind::Cuda, RuntimeStatus::Loaded);
+        let mut errors = Vec::new();
+        attach_cuda(&mut devices, cuda, &rt, &mut errors);
+        assert!(devices[0].cuda.is_some());
+        assert!(!devices[0].unavailable.contains_key("cuda"));
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].message.contains("00000000:31:00.0"));
+    }
+}

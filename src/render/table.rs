@@ -1,0 +1,311 @@
+//! The default `report` screen: nvidia-smi's default view, then runtimes, host and errors.
+//!
+//! The GPU boxes follow nvidia-smi 535's layout column for column (89 characters wide), so an
+//! operator who knows that screen reads this one without thinking; only the first header
+//! cell names accelprobe instead of NVIDIA-SMI.
+
+use std::fmt::Write;
+
+use crate::report::{Device, Report, Runtime, RuntimeStatus};
+
+const WIDTH: usize = 89;
+
+fn na<T: ToString>(v: Option<T>) -> String {
+    v.map_or_else(|| "N/A".to_string(), |v| v.to_string())
+}
+
+fn on_off(v: Option<bool>) -> String {
+    v.map_or_else(
+        || "N/A".to_string(),
+        |b| if b { "On" } else { "Off" }.to_string(),
+    )
+}
+
+fn enabled(v: Option<bool>) -> String {
+    v.map_or_else(
+        || "N/A".to_string(),
+        |b| if b { "Enabled" } else { "Disabled" }.to_string(),
+    )
+}
+
+/// Cut `s` to `max` characters, ending in `...` when cut (as nvidia-smi does with names).
+fn fit(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        let keep: String = s.chars().take(max.saturating_sub(3)).collect();
+        format!("{keep}...")
+    }
+}
+
+/// The whole screen.
+pub fn render(report: &Report) -> String {
+    let mut out = String::new();
+    gpu_box(&mut out, report);
+    if !report.devices.is_empty() {
+        out.push('\n');
+        processes_box(&mut out, report);
+    }
+    out.push('\n');
+    runtimes_section(&mut out, report);
+    host_section(&mut out, report);
+    errors_section(&mut out, report);
+    out
+}
+
+fn rule(out: &mut String, edge: char) {
+    let _ = writeln!(out, "{edge}{}{edge}", "-".repeat(WIDTH - 2));
+}
+
+fn gpu_box(out: &mut String, report: &Report) {
+    rule(out, '+');
+    let tool = format!("{} {}", report.tool.name, report.tool.version);
+    let _ = writeln!(
+        out,
+        "| {:<34}Driver Version: {:<13}CUDA Version: {:<9}|",
+        fit(&tool, 33),
+        fit(&na(report.driver_version()), 12),
+        fit(&na(report.cuda_version()), 8),
+    );
+    if report.devices.is_empty() {
+        rule(out, '+');
+        let _ = writeln!(
+            out,
+            "No accelerator found. See the runtimes below for the libraries tried."
+        );
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "|-----------------------------------------+----------------------+----------------------+"
+    );
+    let _ = writeln!(
+        out,
+        "| GPU  Name                 Persistence-M | Bus-Id        Disp.A | Volatile Uncorr. ECC |"
+    );
+    let _ = writeln!(
+        out,
+        "| Fan  Temp   Perf          Pwr:Usage/Cap |         Memory-Usage | GPU-Util  Compute M. |"
+    );
+    let _ = writeln!(
+        out,
+        "|                                         |                      |               MIG M. |"
+    );
+    let _ = writeln!(
+        out,
+        "|=========================================+======================+======================|"
+    );
+    for d in &report.devices {
+        gpu_rows(out, d);
+        let _ = writeln!(out, "+-----------------------------------------+----------------------+----------------------+");
+    }
+}
+
+fn gpu_rows(out: &mut String, d: &Device) {
+    let ecc = if d.ecc.mode_current == Some(false) {
+        "N/A".to_string()
+    } else {
+        na(d.ecc.volatile_uncorrected)
+    };
+    let _ = writeln!(
+        out,
+        "| {:>3}  {:<25}{:>8}  | {:<16} {:>3} | {:>20} |",
+        d.index,
+        fit(&na(d.name.as_deref()), 25),
+        on_off(d.persistence_mode),
+        fit(&na(d.pci_bus_id.as_deref()), 16),
+        on_off(d.display_active),
+        ecc,
+    );
+    let fan = d
+        .fan_speed_percent
+        .map_or_else(|| "N/A".to_string(), |f| format!("{f}%"));
+    let temp = d
+        .temperature_c
+        .map_or_else(|| "N/A".to_string(), |t| format!("{t}C"));
+    let w = |v: Option<f64>| v.map_or_else(|| "N/A".to_string(), |w| format!("{w:.0}W"));
+    let power = format!("{} / {}", w(d.power_draw_w), w(d.power_limit_w));
+    let mib = |v: Option<u64>| v.map_or_else(|| "N/A".to_string(), |m| format!("{m}MiB"));
+    let memory = format!("{} / {}", mib(d.memory_used_mib), mib(d.memory_total_mib));
+    let util = d
+        .utilization_gpu_percent
+        .map_or_else(|| "N/A".to_string(), |u| format!("{u}%"));
+    let _ = writeln!(
+        out,
+        "| {:>3}  {:>4}    {:>2}  {:>22} | {:>20} | {:>7}{:>13} |",
+        fan,
+        temp,
+        na(d.performance_state.as_deref()),
+        power,
+        memory,
+        util,
+        fit(&na(d.compute_mode.as_deref()), 12),
+    );
+    let mig = match d.mig.mode_current {
+        None => "N/A".to_string(),
+        some => enabled(some),
+    };
+    let _ = writeln!(out, "|{:41}|{:22}| {:>20} |", "", "", mig);
+}
+
+fn processes_box(out: &mut String, report: &Report) {
+    rule(out, '+');
+    let _ = writeln!(out, "| {:<85} |", "Processes:");
+    let _ = writeln!(
+        out,
+        "|  GPU   GI   CI        PID   Type   Process name                            GPU Memory |"
+    );
+    let _ = writeln!(
+        out,
+        "|        ID   ID                                                             Usage      |"
+    );
+    let _ = writeln!(out, "|{}|", "=".repeat(WIDTH - 2));
+    let mut any = false;
+    let mut unknown = Vec::new();
+    for d in &report.devices {
+        match &d.processes {
+            Some(list) => {
+                for p in list {
+                    any = true;
+                    let mem = p
+                        .used_memory_mib
+                        .map_or_else(|| "N/A".to_string(), |m| format!("{m}MiB"));
+                    let _ = writeln!(
+                        out,
+                        "|  {:>3}   {:>3}  {:>3}  {:>9}  {:>5}   {:<38}  {:>9} |",
+                        d.index,
+                        "N/A",
+                        "N/A",
+                        p.pid,
+                        p.kind,
+                        fit(&na(p.name.as_deref()), 38),
+                        mem,
+                    );
+                }
+            }
+            None => unknown.push(d.index.to_string()),
+        }
+    }
+    if !any {
+        let _ = writeln!(out, "| {:<85} |", " No running processes found");
+    }
+    if !unknown.is_empty() {
+        let _ = writeln!(
+            out,
+            "| {:<85} |",
+            fit(
+                &format!(" Process list not readable on GPU {}", unknown.join(", ")),
+                85
+            )
+        );
+    }
+    rule(out, '+');
+}
+
+fn runtime_line(rt: &Runtime) -> String {
+    let mut facts = Vec::new();
+    if let Some(v) = &rt.version {
+        facts.push(format!("version {v}"));
+    }
+    if let Some(v) = &rt.driver_version {
+        facts.push(format!("driver {v}"));
+    }
+    if let Some(v) = &rt.cuda_version {
+        facts.push(format!("CUDA {v}"));
+    }
+    if let Some(n) = rt.device_count {
+        facts.push(format!("{n} device{}", if n == 1 { "" } else { "s" }));
+    }
+    let mut line = format!("  {:<7}{:<9}", rt.name.as_str(), rt.status.as_str());
+    if let Some(lib) = &rt.library {
+        line.push_str(lib);
+        if !facts.is_empty() {
+            let _ = write!(line, " ({})", facts.join(", "));
+        }
+    }
+    if rt.status != RuntimeStatus::Loaded {
+        if let Some(e) = &rt.error {
+            let _ = write!(line, "{}{e}", if rt.library.is_some() { ": " } else { "" });
+        }
+    }
+    line
+}
+
+fn runtimes_section(out: &mut String, report: &Report) {
+    let _ = writeln!(out, "Runtimes:");
+    for rt in &report.runtimes {
+        let _ = writeln!(out, "{}", runtime_line(rt));
+        if rt.status == RuntimeStatus::Absent && !rt.tried.is_empty() {
+            let tried: Vec<&str> = rt.tried.iter().map(|t| t.path.as_str()).collect();
+            let _ = writeln!(out, "         tried: {}", tried.join(", "));
+        }
+    }
+}
+
+fn host_section(out: &mut String, report: &Report) {
+    let h = &report.host;
+    let mut parts = vec![na(h.hostname.as_deref())];
+    if let Some(t) = &h.instance_type {
+        parts.push(t.clone());
+    }
+    if let Some(os) = &h.os {
+        parts.push(os.clone());
+    }
+    if let Some(k) = &h.kernel {
+        parts.push(format!("kernel {k}"));
+    }
+    match (h.cpu_count, &h.cpu_model) {
+        (Some(n), Some(m)) => parts.push(format!("{n} x {m}")),
+        (Some(n), None) => parts.push(format!("{n} CPUs")),
+        _ => {}
+    }
+    if let Some(m) = h.memory_total_mib {
+        parts.push(format!("{:.1} GiB", m as f64 / 1024.0));
+    }
+    let _ = writeln!(out, "Host: {}", parts.join(" | "));
+    if let Some(k) = &h.kubernetes {
+        let _ = writeln!(
+            out,
+            "Kubernetes: node {}, pod {}/{}",
+            na(k.node_name.as_deref()),
+            na(k.pod_namespace.as_deref()),
+            na(k.pod_name.as_deref())
+        );
+    }
+}
+
+fn errors_section(out: &mut String, report: &Report) {
+    if report.errors.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "Errors ({}):", report.errors.len());
+    for e in &report.errors {
+        let dev = e.device.map(|d| format!(" device {d}")).unwrap_or_default();
+        let code = e
+            .code
+            .as_deref()
+            .map(|c| format!(" [{c}]"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  {}{dev} {}: {}{code}",
+            e.runtime.as_str(),
+            e.call,
+            e.message
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_cut_with_ellipsis() {
+        assert_eq!(fit("NVIDIA L40S", 25), "NVIDIA L40S");
+        assert_eq!(
+            fit("NVIDIA A100-SXM4-80GB-EXTRA-LONG", 18),
+            "NVIDIA A100-SXM..."
+        );
+    }
+}
