@@ -103,16 +103,26 @@ fn attach_cuda(
 ) {
     if devices.is_empty() {
         for c in cuda {
+            let c_total = c.total_memory_mib;
             let mut d = Device {
                 index: c.ordinal,
                 vendor: Some(Vendor::Nvidia),
                 name: c.name.clone(),
                 pci_bus_id: c.pci_bus_id.clone(),
-                memory_total_mib: c.total_memory_mib,
                 compute_capability: c.compute_capability.clone(),
                 cuda: Some(c),
                 ..Device::default()
             };
+            if let Some(usable) = c_total {
+                // CUDA's total excludes memory the driver reserves; it is not nvidia-smi's.
+                d.mark_unavailable(
+                    "memory_total_mib",
+                    format!(
+                        "NVML not available; the CUDA driver reports {usable} MiB usable \
+                         (cuda.total_memory_mib)"
+                    ),
+                );
+            }
             util::fill_missing_reasons(
                 &mut d,
                 "NVML not available; only the CUDA driver's view is known",

@@ -386,17 +386,24 @@ impl Reader<'_> {
 
 fn probe_device(nvml: &Nvml, index: u32, slot: &Slot<DeviceState>) {
     let r = Reader { slot, index };
-    let Some(dev) = r.read("nvmlDeviceGetHandleByIndex_v2", &[], || {
-        nvml.device_by_index(index)
-    }) else {
-        let reason = slot.update(|s| s.errors.last().map(|e| e.message.clone()));
-        slot.update(|s| {
-            fill_missing_reasons(
-                &mut s.device,
-                &format!("no handle for the device: {}", reason.unwrap_or_default()),
-            )
-        });
-        return;
+    slot.enter("nvmlDeviceGetHandleByIndex_v2", Some(index));
+    let dev = match guarded(|| nvml.device_by_index(index)) {
+        Ok(Ok(dev)) => dev,
+        failed => {
+            // Without a handle nothing about the device can be read; even NOT_SUPPORTED
+            // here is a real failure, since NVML itself counted the device.
+            let err = match failed {
+                Ok(Err(e)) => nvml_error(Some(index), "nvmlDeviceGetHandleByIndex_v2", None, &e),
+                Err(panic) => panic_error(Some(index), "nvmlDeviceGetHandleByIndex_v2", &panic),
+                Ok(Ok(_)) => return,
+            };
+            slot.update(|s| {
+                let reason = format!("no handle for the device: {}", err.message);
+                fill_missing_reasons(&mut s.device, &reason);
+                s.errors.push(err);
+            });
+            return;
+        }
     };
 
     read_identity(&r, &dev);
@@ -670,9 +677,7 @@ fn read_modes_and_clocks(r: &Reader<'_>, nvml: &Nvml, dev: &nvml_wrapper::Device
                 dev.max_clock_info(clock)
             })
         } else {
-            r.read("nvmlDeviceGetClockInfo", &[field], || {
-                dev.clock_info(clock)
-            })
+            r.read("nvmlDeviceGetClockInfo", &[field], || dev.clock_info(clock))
         };
         r.set(|d| {
             let slot = match field {

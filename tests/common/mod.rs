@@ -1,0 +1,173 @@
+//! Helpers shared by the integration tests (`mod common;`): the fake NVML and fake CUDA
+//! driver libraries, the fixtures they serve, and the `accelprobe` binary with a clean
+//! environment.
+//!
+//! [`fakes`] builds both fake crates once per test process with
+//! `cargo build -p accelprobe-fake-nvml -p accelprobe-fake-cuda --target-dir <target>/fakes`.
+//! The separate target directory keeps the inner cargo off the lock the outer `cargo test`
+//! holds; test binaries that run at the same time queue on cargo's own lock of
+//! `<target>/fakes`. The libraries are then copied under their sonames into
+//! `<target>/fakes/libs-<pid>/` (a directory per test process, so no process overwrites a
+//! library another one has loaded; directories of processes that have exited are removed).
+
+#![allow(dead_code)]
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The report the fake NVML and the fake CUDA driver serve.
+pub const FIXTURE_ENV: &str = "ACCELPROBE_FAKE_NVML_FIXTURE";
+/// Fake NVML errors: `function[:device]=code,...`.
+pub const NVML_ERRORS_ENV: &str = "ACCELPROBE_FAKE_NVML_ERRORS";
+/// Fake NVML hangs: `function[:device]=milliseconds,...`.
+pub const NVML_HANG_ENV: &str = "ACCELPROBE_FAKE_NVML_HANG";
+/// Fake NVML lost devices: `index,...`.
+pub const NVML_LOST_ENV: &str = "ACCELPROBE_FAKE_NVML_LOST";
+/// File the fake NVML appends each call to (`function` or `function:device`).
+pub const NVML_CALL_LOG_ENV: &str = "ACCELPROBE_FAKE_NVML_CALL_LOG";
+/// Fake CUDA errors: `function[:ordinal]=code,...`.
+pub const CUDA_ERRORS_ENV: &str = "ACCELPROBE_FAKE_CUDA_ERRORS";
+/// Fake CUDA hangs: `function[:ordinal]=milliseconds,...`.
+pub const CUDA_HANG_ENV: &str = "ACCELPROBE_FAKE_CUDA_HANG";
+/// File the fake CUDA driver appends each call to.
+pub const CUDA_CALL_LOG_ENV: &str = "ACCELPROBE_FAKE_CUDA_CALL_LOG";
+
+/// The built fakes.
+#[derive(Debug)]
+pub struct Fakes {
+    /// Full path of the fake `libnvidia-ml.so.1`.
+    pub nvml_lib: PathBuf,
+    /// Directory holding only the fake NVML.
+    pub nvml_dir: PathBuf,
+    /// Full path of the fake `libcuda.so` (`libcuda.so.1` sits beside it).
+    pub cuda_lib: PathBuf,
+    /// Directory holding only the fake CUDA driver: put it on `LD_LIBRARY_PATH`.
+    pub cuda_dir: PathBuf,
+}
+
+impl Fakes {
+    /// `tests/fixtures/nvml/<name>.json`.
+    pub fn fixture(&self, name: &str) -> PathBuf {
+        workspace()
+            .join("tests/fixtures/nvml")
+            .join(format!("{name}.json"))
+    }
+
+    /// Point `cmd` at both fakes serving the fixture `name`: `ACCELPROBE_NVML_LIB`, the
+    /// fixture variable, and `LD_LIBRARY_PATH` with the fake CUDA driver.
+    pub fn serve<'a>(&self, cmd: &'a mut Command, name: &str) -> &'a mut Command {
+        cmd.env("ACCELPROBE_NVML_LIB", &self.nvml_lib)
+            .env(FIXTURE_ENV, self.fixture(name))
+            .env("LD_LIBRARY_PATH", &self.cuda_dir)
+    }
+}
+
+/// The fakes, built on first use in this process.
+pub fn fakes() -> &'static Fakes {
+    static FAKES: OnceLock<Fakes> = OnceLock::new();
+    FAKES.get_or_init(build_fakes)
+}
+
+/// The `accelprobe` binary with no `ACCELPROBE_*` variable, no `LD_LIBRARY_PATH` and no
+/// downward-API variables (`NODE_NAME`, `POD_NAME`, `POD_NAMESPACE`) from the test's
+/// environment.
+pub fn accelprobe() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_accelprobe"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_str().is_some_and(|k| k.starts_with("ACCELPROBE_")) {
+            cmd.env_remove(&key);
+        }
+    }
+    for key in ["LD_LIBRARY_PATH", "NODE_NAME", "POD_NAME", "POD_NAMESPACE"] {
+        cmd.env_remove(key);
+    }
+    cmd
+}
+
+fn workspace() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `<target>/fakes`, where `<target>` is the target directory this test was built in.
+fn fakes_target() -> PathBuf {
+    // CARGO_TARGET_TMPDIR is `<target>/tmp`, whatever configured the target directory.
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    tmp.parent().unwrap_or(tmp).join("fakes")
+}
+
+fn build_fakes() -> Fakes {
+    let target = fakes_target();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
+    let output = Command::new(&cargo)
+        .current_dir(workspace())
+        .args([
+            "build",
+            "-p",
+            "accelprobe-fake-nvml",
+            "-p",
+            "accelprobe-fake-cuda",
+        ])
+        .arg("--target-dir")
+        .arg(&target)
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET")
+        .output()
+        .unwrap_or_else(|e| panic!("could not run {cargo:?} to build the fakes: {e}"));
+    if !output.status.success() {
+        panic!(
+            "building the fake NVML and CUDA libraries failed ({}):\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    remove_stale_lib_dirs(&target);
+    let libs = target.join(format!("libs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&libs);
+    let built = target.join("debug");
+    let nvml_dir = libs.join("nvml");
+    let cuda_dir = libs.join("cuda");
+    let nvml_lib = nvml_dir.join("libnvidia-ml.so.1");
+    let cuda_lib = cuda_dir.join("libcuda.so");
+    copy(&built.join("libnvidia_ml.so"), &nvml_lib);
+    copy(&built.join("libcuda.so"), &cuda_lib);
+    copy(&built.join("libcuda.so"), &cuda_dir.join("libcuda.so.1"));
+    Fakes {
+        nvml_lib,
+        nvml_dir,
+        cuda_lib,
+        cuda_dir,
+    }
+}
+
+fn copy(from: &Path, to: &Path) {
+    if let Some(dir) = to.parent() {
+        std::fs::create_dir_all(dir)
+            .unwrap_or_else(|e| panic!("could not create {}: {e}", dir.display()));
+    }
+    std::fs::copy(from, to).unwrap_or_else(|e| {
+        panic!(
+            "could not copy the fake library {} to {}: {e}",
+            from.display(),
+            to.display()
+        )
+    });
+}
+
+/// Remove `libs-<pid>` directories whose process no longer runs.
+fn remove_stale_lib_dirs(target: &Path) {
+    let Ok(entries) = std::fs::read_dir(target) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("libs-")) else {
+            continue;
+        };
+        if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
