@@ -8,7 +8,15 @@ use clap::error::ErrorKind;
 use clap::Parser;
 
 fn main() {
-    std::process::exit(run());
+    let code = run();
+    if accelprobe::probe::guard::workers_abandoned() {
+        // A probe thread is stuck inside a vendor library: skip the exit handlers, which
+        // could wait on it forever. Output is already flushed.
+        let _ = std::io::stderr().flush();
+        // SAFETY: _exit ends the process immediately; nothing else runs afterwards.
+        unsafe { libc::_exit(code) }
+    }
+    std::process::exit(code);
 }
 
 fn run() -> i32 {
@@ -23,12 +31,12 @@ fn run() -> i32 {
         Ok(out) => {
             write_stdout(&out.stdout);
             if let Some(note) = out.note {
-                eprintln!("accelprobe: {note}");
+                write_stderr(&format!("accelprobe: {note}\n"));
             }
             out.exit_code
         }
         Err(e) => {
-            eprintln!("accelprobe: {e}");
+            write_stderr(&format!("accelprobe: {e}\n"));
             e.exit_code()
         }
     }
@@ -43,14 +51,14 @@ fn argument_error(e: &clap::Error) -> i32 {
             EXIT_OK
         }
         ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-            eprint!("{e}");
+            write_stderr(&e.to_string());
             EXIT_USAGE
         }
         _ => {
             let text = e.to_string();
             let first = text.lines().next().unwrap_or("invalid arguments");
             let first = first.strip_prefix("error: ").unwrap_or(first);
-            eprintln!("accelprobe: {first}; see 'accelprobe --help'");
+            write_stderr(&format!("accelprobe: {first}; see 'accelprobe --help'\n"));
             EXIT_USAGE
         }
     }
@@ -60,4 +68,10 @@ fn argument_error(e: &clap::Error) -> i32 {
 fn write_stdout(text: &str) {
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
+}
+
+/// Write to stderr; a closed stderr is not worth a panic.
+fn write_stderr(text: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(text.as_bytes()).and_then(|_| err.flush());
 }

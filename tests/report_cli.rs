@@ -98,7 +98,13 @@ fn every_fixture_round_trips_through_the_fake_nvml() {
 #[test]
 fn every_null_field_has_a_reason() {
     for name in FIXTURES {
-        let report = json_report(name, &[]);
+        // With the fake CUDA driver too, so that the CUDA view is part of the check.
+        let mut cmd = accelprobe();
+        fakes().serve(&mut cmd, name);
+        let o = cmd.args(["report", "--format", "json"]).output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(report["runtimes"][1]["status"], "loaded");
         for d in report["devices"].as_array().unwrap() {
             let mut nulls = Vec::new();
             collect_nulls(d, "", &mut nulls);
@@ -133,6 +139,14 @@ fn collect_nulls(v: &Value, prefix: &str, out: &mut Vec<String>) {
             match v {
                 Value::Null => out.push(p),
                 Value::Object(_) => collect_nulls(v, &p, out),
+                Value::Array(items) => {
+                    for (i, item) in items.iter().enumerate() {
+                        match item {
+                            Value::Null => out.push(format!("{p}.{i}")),
+                            _ => collect_nulls(item, &format!("{p}.{i}"), out),
+                        }
+                    }
+                }
                 _ => {}
             }
         }
@@ -182,6 +196,149 @@ fn tables_keep_nvidia_smi_geometry() {
         .map(|l| l.rsplit('|').nth(1).unwrap().trim())
         .collect();
     assert_eq!(ecc_cells, ["0", "0", "2", "0"]);
+}
+
+/// The L4 fixture changed into every unusual state the table has a cell for.
+fn odd_fixture(dir: &Path) -> std::path::PathBuf {
+    let mut r = fixture_json("l4");
+    let d = &mut r["devices"][0];
+    d["name"] = "NVIDIA RTX PRO 6000 Blackwell Server Edition".into();
+    d["fan_speed_percent"] = 100.into();
+    d["performance_state"] = "P12".into();
+    d["persistence_mode"] = false.into();
+    d["display_active"] = true.into();
+    d["ecc"]["mode_current"] = false.into();
+    d["mig"]["mode_current"] = true.into();
+    d["compute_mode"] = "Exclusive_Process".into();
+    d["temperature_c"] = 104.into();
+    d["power_draw_w"] = 1234.5.into();
+    d["processes"] = serde_json::json!([
+        {"pid": 4242, "name": "/opt/conda/envs/train/bin/python3.11 -m torch.distributed.run", "used_memory_mib": 20480, "kind": "C"},
+        {"pid": 77, "name": "Xorg", "used_memory_mib": 12, "kind": "G"}
+    ]);
+    let path = dir.join("odd.json");
+    std::fs::write(&path, serde_json::to_string(&r).unwrap()).unwrap();
+    path
+}
+
+#[test]
+fn unusual_values_keep_the_geometry_and_read_like_nvidia_smi() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = odd_fixture(dir.path());
+    let o = accelprobe()
+        .args(["report", "--no-cuda", "--nvml-lib"])
+        .arg(&fakes().nvml_lib)
+        .env("ACCELPROBE_FAKE_NVML_FIXTURE", &fixture)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    for l in out
+        .lines()
+        .filter(|l| l.starts_with('|') || l.starts_with('+'))
+    {
+        assert_eq!(l.chars().count(), 89, "line {l:?}\n{out}");
+    }
+    let rows: Vec<&str> = out.lines().collect();
+    let first = rows
+        .iter()
+        .position(|l| l.contains("NVIDIA RTX PRO"))
+        .expect("GPU row");
+    assert!(
+        rows[first].contains("NVIDIA RTX PRO 6000 Blackwe..."),
+        "{}",
+        rows[first]
+    );
+    assert!(
+        rows[first].contains("Off |") && rows[first].ends_with("|                  Off |"),
+        "{}",
+        rows[first]
+    );
+    assert!(
+        rows[first + 1].starts_with("|100%  104C    P12"),
+        "{}",
+        rows[first + 1]
+    );
+    assert!(
+        rows[first + 1].contains("1234W /  72W") || rows[first + 1].contains("1235W /  72W"),
+        "{}",
+        rows[first + 1]
+    );
+    assert!(
+        rows[first + 1].ends_with("E. Process |"),
+        "{}",
+        rows[first + 1]
+    );
+    assert!(
+        rows[first + 2].ends_with("Enabled |"),
+        "{}",
+        rows[first + 2]
+    );
+    let proc_rows: Vec<&&str> = rows
+        .iter()
+        .filter(|l| l.contains(" 4242 ") || l.contains("  77 "))
+        .collect();
+    assert_eq!(proc_rows.len(), 2, "{out}");
+    assert!(
+        proc_rows[0].contains("...")
+            && proc_rows[0].contains("distributed.run")
+            && proc_rows[0].contains("20480MiB")
+    );
+    assert!(proc_rows[1].contains("G   Xorg"), "{}", proc_rows[1]);
+
+    let csv = accelprobe()
+        .args(["report", "--no-cuda", "--format=csv,noheader", "--query-gpu=persistence_mode,ecc.mode.current,mig.mode.current,compute_mode,fan.speed,pstate", "--nvml-lib"])
+        .arg(&fakes().nvml_lib)
+        .env("ACCELPROBE_FAKE_NVML_FIXTURE", &fixture)
+        .output()
+        .unwrap();
+    assert_eq!(
+        stdout(&csv),
+        "Disabled, Disabled, Enabled, Exclusive_Process, 100 %, P12\n"
+    );
+}
+
+#[test]
+fn query_values_of_the_other_fixtures() {
+    let q = |fixture: &str, fields: &str| {
+        stdout(&report_with(
+            fixture,
+            &[
+                &format!("--query-gpu={fields}"),
+                "--format=csv,noheader,nounits",
+            ],
+            &[],
+        ))
+    };
+    assert_eq!(
+        q("a10gx4-ecc", "index,ecc.errors.uncorrected.volatile.total,remapped_rows.uncorrectable,remapped_rows.pending,mig.mode.current"),
+        "0, 0, 0, No, [N/A]\n1, 0, 0, No, [N/A]\n2, 2, 1, Yes, [N/A]\n3, 0, 0, No, [N/A]\n"
+    );
+    let h100 = q("h100x8", "name,memory.total,power.limit,enforced.power.limit,mig.mode.current,pcie.link.gen.max,compute_cap");
+    assert_eq!(h100.lines().count(), 8);
+    assert!(
+        h100.lines()
+            .all(|l| l == "NVIDIA H100 80GB HBM3, 81559, 700.00, 700.00, Disabled, 5, 9.0"),
+        "{h100}"
+    );
+    assert_eq!(
+        q("l4", "name,memory.total,power.limit,compute_cap"),
+        "NVIDIA L4, 23034, 72.00, 8.9\n"
+    );
+    let header = stdout(&report_with(
+        "l4",
+        &[
+            "--query-gpu=enforced.power.limit,clocks_throttle_reasons.active,clocks.sm",
+            "--format=csv",
+        ],
+        &[],
+    ));
+    assert!(
+        header.starts_with(
+            "enforced.power.limit [W], clocks_throttle_reasons.active, clocks.current.sm [MHz]\n"
+        ),
+        "{header}"
+    );
 }
 
 #[test]
@@ -436,6 +593,24 @@ const NVML_CODES: &[u32] = &[
     1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 999, 4242,
 ];
 
+/// Run the A10G fixture with `code` injected into `call` (on GPU 2 for per-device calls).
+fn inject(call: &str, code: u32) -> Output {
+    let spec = if is_per_device(call) {
+        format!("{call}:2={code}")
+    } else {
+        format!("{call}={code}")
+    };
+    report_with(
+        "a10gx4-ecc",
+        &["--format", "json"],
+        &[("ACCELPROBE_FAKE_NVML_ERRORS", &spec)],
+    )
+}
+
+fn is_per_device(call: &str) -> bool {
+    call.starts_with("nvmlDevice") && call != "nvmlDeviceGetCount_v2"
+}
+
 #[test]
 fn every_error_code_on_every_called_function_is_survived_and_recorded() {
     // Discover the functions the probe really calls.
@@ -449,27 +624,41 @@ fn every_error_code_on_every_called_function_is_survived_and_recorded() {
         .unwrap()
         .lines()
         .map(|l| l.split(':').next().unwrap().to_string())
-        .filter(|c| c != "nvmlShutdown" && c != "nvmlErrorString")
         .collect();
     calls.sort();
     calls.dedup();
     assert!(
-        calls.len() >= 35,
+        calls.len() >= 38,
         "only {} functions called: {calls:?}",
         calls.len()
     );
+    // The report field each call fills, learnt from an unmistakable failure (999).
+    let fields: std::collections::HashMap<String, Option<String>> = calls
+        .iter()
+        .map(|c| {
+            let r: Value = serde_json::from_slice(&inject(c, 999).stdout).unwrap();
+            let field = r["errors"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["call"] == c.as_str())
+                .and_then(|e| e["field"].as_str().map(str::to_string));
+            (c.clone(), field)
+        })
+        .collect();
 
     let jobs: Vec<(String, u32)> = calls
         .iter()
         .flat_map(|c| NVML_CODES.iter().map(move |&k| (c.clone(), k)))
         .collect();
     let failures = std::sync::Mutex::new(Vec::new());
-    let failures_ref = &failures;
+    let (failures_ref, fields_ref) = (&failures, &fields);
     std::thread::scope(|s| {
         for chunk in jobs.chunks(jobs.len().div_ceil(4)) {
             s.spawn(move || {
                 for (call, code) in chunk {
-                    if let Err(e) = check_injection(call, *code) {
+                    let field = fields_ref[call].as_deref();
+                    if let Err(e) = check_injection(call, *code, field) {
                         failures_ref
                             .lock()
                             .unwrap()
@@ -488,8 +677,8 @@ fn every_error_code_on_every_called_function_is_survived_and_recorded() {
     );
 }
 
-fn check_injection(call: &str, code: u32) -> Result<(), String> {
-    let per_device = call.starts_with("nvmlDevice") && call != "nvmlDeviceGetCount_v2";
+/// Check one injection; `field` is the report field the call fills, when it fills one.
+fn check_injection(call: &str, code: u32, field: Option<&str>) -> Result<(), String> {
     // Codes that are part of a call's protocol rather than failures: NVLink answers
     // INVALID_ARGUMENT for a link the device does not have, and the count queries of
     // processes and retired pages answer INSUFFICIENT_SIZE to mean "there are more".
@@ -497,18 +686,10 @@ fn check_injection(call: &str, code: u32) -> Result<(), String> {
         (call, code),
         ("nvmlDeviceGetNvLinkState", 2)
             | ("nvmlDeviceGetComputeRunningProcesses_v3", 7)
+            | ("nvmlDeviceGetGraphicsRunningProcesses_v3", 7)
             | ("nvmlDeviceGetRetiredPages", 7)
     );
-    let spec = if per_device {
-        format!("{call}:2={code}")
-    } else {
-        format!("{call}={code}")
-    };
-    let o = report_with(
-        "a10gx4-ecc",
-        &["--format", "json"],
-        &[("ACCELPROBE_FAKE_NVML_ERRORS", &spec)],
-    );
+    let o = inject(call, code);
     let err = stderr(&o);
     if o.status.code() != Some(0) || !err.is_empty() {
         return Err(format!("exit {:?}, stderr {err}", o.status.code()));
@@ -517,6 +698,8 @@ fn check_injection(call: &str, code: u32) -> Result<(), String> {
     let errors = r["errors"].as_array().unwrap();
     let recorded = errors.iter().find(|e| e["call"] == call);
     let runtime = &r["runtimes"][0];
+    let d = &r["devices"][2];
+    let field_reason = |f: &str| d["unavailable"][f].as_str().unwrap_or("").to_string();
     match call {
         "nvmlInit_v2" => {
             if runtime["status"] != "error" || recorded.is_none() {
@@ -531,67 +714,148 @@ fn check_injection(call: &str, code: u32) -> Result<(), String> {
                 return Err(format!("count failure not recorded: {runtime}"));
             }
         }
-        _ if protocol => {
-            if !err.is_empty() {
-                return Err(err);
-            }
-        }
         "nvmlDeviceGetHandleByIndex_v2" => {
-            let d = &r["devices"][2];
             if recorded.is_none()
                 || !d["name"].is_null()
-                || !d["unavailable"]["name"]
-                    .as_str()
-                    .unwrap_or("")
-                    .contains("no handle")
+                || !field_reason("name").contains("no handle")
             {
                 return Err(format!("handle failure not recorded: {d}"));
             }
         }
-        _ if code == 3 && per_device => {
+        _ if protocol => {
+            if recorded.is_some() {
+                return Err(format!(
+                    "protocol answer recorded as an error: {recorded:?}"
+                ));
+            }
+        }
+        _ if code == 3 && is_per_device(call) => {
             // NOT_SUPPORTED is nvidia-smi's N/A: a reason, not an error.
             if recorded.is_some() {
                 return Err("NOT_SUPPORTED recorded as an error".into());
             }
-            let d = &r["devices"][2];
-            let na = d["unavailable"]
-                .as_object()
-                .unwrap()
-                .values()
-                .any(|v| v == "not supported");
-            if !na && call != "nvmlDeviceGetNvLinkState" {
-                return Err("no 'not supported' reason".into());
+            if let Some(f) = field {
+                if !at(d, f).is_null() || field_reason(f) != "not supported" {
+                    return Err(format!("{f}: {} / reason {:?}", at(d, f), field_reason(f)));
+                }
             }
         }
         _ => {
             let Some(e) = recorded else {
                 return Err(format!("error not recorded; errors: {errors:?}"));
             };
-            if per_device && e["device"] != 2 {
+            if is_per_device(call) && e["device"] != 2 {
                 return Err(format!("wrong device: {e}"));
             }
-            if let Some(field) = e["field"].as_str() {
-                let d = &r["devices"][2];
-                if !at(d, field).is_null() {
-                    return Err(format!("{field} not null: {}", at(d, field)));
+            if let Some(f) = e["field"].as_str() {
+                if !at(d, f).is_null() {
+                    return Err(format!("{f} not null: {}", at(d, f)));
                 }
-                if !d["unavailable"][field].is_string() {
-                    return Err(format!("{field} has no reason"));
+                if field_reason(f).is_empty() {
+                    return Err(format!("{f} has no reason"));
                 }
             }
-            if call.starts_with("nvmlSystemGet") && call != "nvmlSystemGetProcessName" {
-                let key = match call {
-                    "nvmlSystemGetDriverVersion" => "driver_version",
-                    "nvmlSystemGetNVMLVersion" => "version",
-                    _ => "cuda_version",
-                };
+            let runtime_key = match call {
+                "nvmlSystemGetDriverVersion" => Some("driver_version"),
+                "nvmlSystemGetNVMLVersion" => Some("version"),
+                "nvmlSystemGetCudaDriverVersion_v2" => Some("cuda_version"),
+                _ => None,
+            };
+            if let Some(key) = runtime_key {
                 if !runtime[key].is_null() {
                     return Err(format!("runtime {key} not null"));
                 }
             }
+            // Other GPUs are untouched by a per-device failure.
+            if is_per_device(call) && r["devices"][0]["name"] != "NVIDIA A10G" {
+                return Err("GPU 0 affected".into());
+            }
         }
     }
     Ok(())
+}
+
+/// The fake NVML with its `nvmlShutdown` export renamed, as an older or broken library
+/// would be (nvml-wrapper panics when it drops a handle without that symbol).
+fn nvml_without_shutdown(dir: &Path) -> std::path::PathBuf {
+    let mut bytes = std::fs::read(&fakes().nvml_lib).unwrap();
+    let needle = b"nvmlShutdown\0";
+    let mut renamed = 0;
+    let mut i = 0;
+    while i + needle.len() <= bytes.len() {
+        if &bytes[i..i + needle.len()] == needle {
+            bytes[i + needle.len() - 2] = b'X';
+            renamed += 1;
+        }
+        i += 1;
+    }
+    assert!(renamed > 0, "symbol name not found in the fake");
+    let path = dir.join("libnvidia-ml.so.1");
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+#[test]
+fn library_without_shutdown_is_reported_without_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = nvml_without_shutdown(dir.path());
+    for _ in 0..3 {
+        let o = accelprobe()
+            .args(["report", "--format", "json", "--no-cuda", "--nvml-lib"])
+            .arg(&lib)
+            .env("ACCELPROBE_FAKE_NVML_FIXTURE", fakes().fixture("l4"))
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert!(stderr(&o).is_empty(), "{}", stderr(&o));
+        let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(r["devices"][0]["name"], "NVIDIA L4");
+    }
+}
+
+#[test]
+fn shutdown_errors_and_hangs_are_recorded_within_the_deadline() {
+    let r = json_report("l4", &[("ACCELPROBE_FAKE_NVML_ERRORS", "nvmlShutdown=999")]);
+    let e = r["errors"].as_array().unwrap();
+    assert!(e.iter().any(|e| e["call"] == "nvmlShutdown"), "{e:?}");
+
+    let start = Instant::now();
+    let o = report_with(
+        "l4",
+        &["--format", "json", "--timeout", "700ms"],
+        &[("ACCELPROBE_FAKE_NVML_HANG", "nvmlShutdown=60000")],
+    );
+    assert!(
+        start.elapsed() < Duration::from_millis(1700),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(o.status.code(), Some(0));
+    let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["devices"][0]["name"], "NVIDIA L4");
+    let t = r["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "timeout")
+        .unwrap();
+    assert_eq!(t["call"], "nvmlShutdown");
+}
+
+#[test]
+fn hung_system_calls_time_out() {
+    for call in ["nvmlDeviceGetCount_v2", "nvmlSystemGetNVMLVersion"] {
+        let start = Instant::now();
+        let o = report_with(
+            "l4",
+            &["--format", "json", "--timeout", "500ms"],
+            &[("ACCELPROBE_FAKE_NVML_HANG", &format!("{call}=60000"))],
+        );
+        assert!(start.elapsed() < Duration::from_millis(1500), "{call}");
+        let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(r["runtimes"][0]["status"], "timeout", "{call}");
+        assert!(r["runtimes"][0]["error"].as_str().unwrap().contains(call));
+    }
 }
 
 #[test]
@@ -631,6 +895,8 @@ fn cuda_without_nvml_still_lists_devices() {
         .env("LD_LIBRARY_PATH", &f.cuda_dir)
         .output()
         .unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stderr(&o).is_empty(), "{}", stderr(&o));
     let r: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(r["runtimes"][0]["status"], "absent");
     assert_eq!(r["devices"][0]["name"], "NVIDIA L4");

@@ -99,7 +99,18 @@ fn worker(slot: &Slot<CudaResult>) {
         s.runtime.version = version.map(cuda_version_string);
         s.runtime.cuda_version = s.runtime.version.clone();
         s.runtime.device_count = count.and_then(|c| u32::try_from(c).ok());
-        if count.is_none() {
+        if let Some(c) = count.filter(|&c| c < 0) {
+            s.errors.push(ProbeError {
+                runtime: RuntimeKind::Cuda,
+                kind: ErrorKind::Error,
+                call: "cuDeviceGetCount".to_string(),
+                device: None,
+                field: None,
+                code: None,
+                message: format!("cuDeviceGetCount: the driver reports a negative count ({c})"),
+            });
+        }
+        if s.runtime.device_count.is_none() {
             s.runtime.status = RuntimeStatus::Error;
             s.runtime.error = Some("CUDA loaded but could not count the devices".to_string());
         }

@@ -9,11 +9,22 @@
 //! call into an error string instead of an unwinding thread.
 
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Once};
 use std::time::Instant;
 
 /// Prefix of the names of all probe threads; panics on them are caught, not printed.
 pub const THREAD_PREFIX: &str = "accelprobe-probe";
+
+/// Set once any worker has been abandoned at its deadline.
+static ABANDONED: AtomicBool = AtomicBool::new(false);
+
+/// Whether a probe thread was left running inside a vendor library. The process should then
+/// end with `_exit` after flushing its output: running the libraries' exit handlers while one
+/// of their threads is stuck inside them can deadlock.
+pub fn workers_abandoned() -> bool {
+    ABANDONED.load(Ordering::SeqCst)
+}
 
 /// The call a worker is in, for the "timed out in <call>" message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,6 +121,9 @@ impl<T: Clone> Slot<T> {
                 Ok((g, _)) => g,
                 Err(p) => p.into_inner().0,
             };
+        }
+        if !s.done {
+            ABANDONED.store(true, Ordering::SeqCst);
         }
         Outcome {
             value: s.value.clone(),

@@ -60,10 +60,17 @@ pub fn probe(opts: &ProbeOptions) -> Report {
     let mut errors = nv.errors;
     let mut devices = nv.devices;
     let mut runtimes = vec![nv.runtime];
-    if let Some(cu) = cu {
-        errors.extend(cu.errors);
-        attach_cuda(&mut devices, cu.devices, &cu.runtime, &mut errors);
-        runtimes.push(cu.runtime);
+    match cu {
+        Some(cu) => {
+            errors.extend(cu.errors);
+            attach_cuda(&mut devices, cu.devices, &cu.runtime, &mut errors);
+            runtimes.push(cu.runtime);
+        }
+        None => {
+            for d in &mut devices {
+                d.mark_unavailable("cuda", "the CUDA driver was not probed (--no-cuda)");
+            }
+        }
     }
     Report {
         schema_version: SCHEMA_VERSION,
@@ -131,18 +138,24 @@ fn attach_cuda(
         }
         return;
     }
-    let why_missing = match runtime.status {
-        RuntimeStatus::Loaded => "the CUDA driver does not list this device".to_string(),
-        _ => format!(
+    let runtime_problem = (runtime.status != RuntimeStatus::Loaded).then(|| {
+        format!(
             "CUDA driver {}: {}",
             runtime.status.as_str(),
             runtime.error.clone().unwrap_or_default()
-        ),
-    };
+        )
+    });
     for d in devices.iter_mut() {
-        d.unavailable
-            .insert("cuda".to_string(), why_missing.clone());
+        let reason = match (&runtime_problem, &d.pci_bus_id) {
+            (Some(p), _) => p.clone(),
+            (None, None) => {
+                "cannot match the CUDA driver's devices: the PCI bus id was not read".to_string()
+            }
+            (None, Some(_)) => "the CUDA driver does not list this device".to_string(),
+        };
+        d.mark_unavailable("cuda", reason);
     }
+    let all_ids_known = devices.iter().all(|d| d.pci_bus_id.is_some());
     for c in cuda {
         let key = c.pci_bus_id.as_deref().and_then(pci_key);
         let target = key.and_then(|k| {
@@ -155,19 +168,29 @@ fn attach_cuda(
                 d.unavailable.remove("cuda");
                 d.cuda = Some(c);
             }
-            None => errors.push(ProbeError {
-                runtime: RuntimeKind::Cuda,
-                kind: ErrorKind::Error,
-                call: "cuDeviceGetAttribute".to_string(),
-                device: Some(c.ordinal),
-                field: None,
-                code: None,
-                message: format!(
-                    "CUDA device {} ({}) has no NVML device on the same PCI bus id",
-                    c.ordinal,
-                    c.pci_bus_id.as_deref().unwrap_or("bus id unknown")
-                ),
-            }),
+            None => {
+                let bus = c.pci_bus_id.as_deref().unwrap_or("bus id unknown");
+                let message = if all_ids_known {
+                    format!(
+                        "CUDA device {} ({bus}) has no NVML device on the same PCI bus id",
+                        c.ordinal
+                    )
+                } else {
+                    format!(
+                        "CUDA device {} ({bus}) could not be matched: NVML did not give every GPU's PCI bus id",
+                        c.ordinal
+                    )
+                };
+                errors.push(ProbeError {
+                    runtime: RuntimeKind::Cuda,
+                    kind: ErrorKind::Error,
+                    call: "match by PCI bus id".to_string(),
+                    device: Some(c.ordinal),
+                    field: None,
+                    code: None,
+                    message,
+                });
+            }
         }
     }
 }

@@ -7,6 +7,7 @@
 //! Kubernetes distributions put it. Each device is probed on its own thread so that one GPU
 //! that hangs NVML costs only its own fields; see [`super::guard`].
 
+use std::mem::ManuallyDrop;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -56,12 +57,18 @@ pub struct NvmlResult {
     pub errors: Vec<ProbeError>,
 }
 
+/// The NVML handle shared by the device workers. `ManuallyDrop` because dropping an `Nvml`
+/// calls `nvmlShutdown` unguarded (a panic when the symbol is missing, a hang when the driver
+/// hangs, on whatever thread drops it last): it is shut down only explicitly, on a worker
+/// under the deadline, and otherwise leaked.
+type SharedNvml = Arc<ManuallyDrop<Nvml>>;
+
 /// State published by the init worker.
 #[derive(Clone)]
 struct InitState {
     runtime: Runtime,
     errors: Vec<ProbeError>,
-    nvml: Option<Arc<Nvml>>,
+    nvml: Option<SharedNvml>,
 }
 
 /// State published by a device worker.
@@ -110,7 +117,11 @@ pub fn probe(explicit_lib: Option<&Path>, deadline: Instant) -> NvmlResult {
         move |slot| init_worker(&cands, slot),
     );
     let out = init.wait_until(deadline);
+    // Take the handle out of the slot itself, not the clone in `out`, so that the device
+    // workers' clones are the only others and the explicit shutdown below can own it.
+    let nvml = init.update(|s| s.nvml.take());
     let mut state = out.value;
+    state.nvml = None;
     if let Some(stuck) = out.stuck_in {
         let msg = format!("{stuck} did not return before the deadline");
         state.runtime.status = RuntimeStatus::Timeout;
@@ -118,17 +129,13 @@ pub fn probe(explicit_lib: Option<&Path>, deadline: Instant) -> NvmlResult {
         state
             .errors
             .push(timeout_error(&stuck.call, stuck.device, msg));
-        if let Some(nvml) = state.nvml.take() {
-            // A worker may still be inside NVML: never shut it down under it.
-            std::mem::forget(nvml);
-        }
         return NvmlResult {
             runtime: state.runtime,
             devices: Vec::new(),
             errors: state.errors,
         };
     }
-    let Some(nvml) = state.nvml.take() else {
+    let Some(nvml) = nvml else {
         return NvmlResult {
             runtime: state.runtime,
             devices: Vec::new(),
@@ -176,11 +183,11 @@ pub fn probe(explicit_lib: Option<&Path>, deadline: Instant) -> NvmlResult {
 
     let mut runtime = state.runtime;
     if timed_out.is_empty() {
-        shutdown(nvml, &mut errors);
+        shutdown(nvml, deadline, &mut errors);
     } else {
+        // A worker is still inside NVML: never shut it down under it.
         runtime.status = RuntimeStatus::Timeout;
         runtime.error = Some(format!("timed out in {}", timed_out.join(", ")));
-        std::mem::forget(nvml);
     }
     NvmlResult {
         runtime,
@@ -201,18 +208,36 @@ fn timeout_error(call: &str, device: Option<u32>, message: String) -> ProbeError
     }
 }
 
-/// Shut NVML down unless it cannot be done safely (nvml-wrapper panics on drop when
-/// `nvmlShutdown` is missing, so then the handle is leaked instead).
-fn shutdown(nvml: Arc<Nvml>, errors: &mut Vec<ProbeError>) {
+/// Shut NVML down on a worker under the deadline, unless that cannot be done safely: when
+/// another reference is still alive or `nvmlShutdown` is missing, the handle is leaked (the
+/// process is about to exit anyway).
+fn shutdown(nvml: SharedNvml, deadline: Instant, errors: &mut Vec<ProbeError>) {
     let Ok(nvml) = Arc::try_unwrap(nvml) else {
         return;
     };
     if nvml.lib().nvmlShutdown.is_err() {
-        std::mem::forget(nvml);
         return;
     }
-    if let Ok(Err(e)) = guarded(|| nvml.shutdown()) {
-        errors.push(nvml_error(None, "nvmlShutdown", None, &e));
+    let slot = spawn_worker(
+        "nvml-shutdown",
+        None,
+        move |slot: &Slot<Option<ProbeError>>| {
+            slot.enter("nvmlShutdown", None);
+            let nvml = ManuallyDrop::into_inner(nvml);
+            let err = match guarded(|| nvml.shutdown()) {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(nvml_error(None, "nvmlShutdown", None, &e)),
+                Err(panic) => Some(panic_error(None, "nvmlShutdown", &panic)),
+            };
+            slot.update(|s| *s = err);
+        },
+    );
+    let out = slot.wait_until(deadline);
+    if let Some(stuck) = out.stuck_in {
+        let msg = format!("{stuck} did not return before the deadline");
+        errors.push(timeout_error(&stuck.call, None, msg));
+    } else if let Some(e) = out.value {
+        errors.push(e);
     }
 }
 
@@ -237,7 +262,7 @@ fn init_worker(cands: &[PathBuf], slot: &Slot<InitState>) {
                     s.runtime.library = Some(shown.clone());
                     s.runtime.status = RuntimeStatus::Loaded;
                 });
-                let nvml = Arc::new(nvml);
+                let nvml = Arc::new(ManuallyDrop::new(nvml));
                 read_system(&nvml, slot);
                 slot.update(|s| s.nvml = Some(nvml));
                 return;
@@ -379,6 +404,44 @@ impl Reader<'_> {
         }
     }
 
+    /// A call that may answer NOT_SUPPORTED without that being worth a note; any other
+    /// failure is recorded as an error.
+    fn read_optional<T>(&self, call: &str, f: impl FnOnce() -> Result<T, NvmlError>) -> Option<T> {
+        self.slot.enter(call, Some(self.index));
+        match guarded(f) {
+            Ok(Ok(v)) => Some(v),
+            Ok(Err(NvmlError::NotSupported)) => None,
+            Ok(Err(e)) => {
+                let err = nvml_error(Some(self.index), call, None, &e);
+                self.slot.update(|s| s.errors.push(err));
+                None
+            }
+            Err(panic) => {
+                let err = panic_error(Some(self.index), call, &panic);
+                self.slot.update(|s| s.errors.push(err));
+                None
+            }
+        }
+    }
+
+    /// Record a failure found by accelprobe itself (an implausible answer).
+    fn fail(&self, call: &str, fields: &[&str], code: Option<&str>, message: String) {
+        self.slot.update(|s| {
+            for f in fields {
+                s.device.mark_unavailable(f, message.clone());
+            }
+            s.errors.push(ProbeError {
+                runtime: RuntimeKind::Nvml,
+                kind: ErrorKind::Error,
+                call: call.to_string(),
+                device: Some(self.index),
+                field: fields.first().map(|f| f.to_string()),
+                code: code.map(str::to_string),
+                message,
+            });
+        });
+    }
+
     fn set(&self, f: impl FnOnce(&mut Device)) {
         self.slot.update(|s| f(&mut s.device));
     }
@@ -490,9 +553,15 @@ fn read_thermal_power(r: &Reader<'_>, dev: &nvml_wrapper::Device<'_>) {
         &["power_default_limit_w"],
         || dev.power_management_limit_default(),
     );
+    let management = r.read(
+        "nvmlDeviceGetPowerManagementLimit",
+        &["power_management_limit_w"],
+        || dev.power_management_limit(),
+    );
     r.set(|d| {
         d.power_draw_w = draw.map(watts);
         d.power_limit_w = limit.map(watts);
+        d.power_management_limit_w = management.map(watts);
         d.power_default_limit_w = default.map(watts);
     });
 }
@@ -765,28 +834,96 @@ fn compute_mode_name(m: ComputeMode) -> &'static str {
     }
 }
 
+/// More processes than this on one GPU is a driver answer not worth allocating for
+/// (nvml-wrapper would allocate `count + 5` entries and abort on failure).
+const MAX_PROCESSES: u32 = 65_536;
+
+/// Compute and graphics processes, merged by PID (`C`, `G` or `C+G`, as nvidia-smi shows).
 fn read_processes(r: &Reader<'_>, nvml: &Nvml, dev: &nvml_wrapper::Device<'_>) {
-    let Some(list) = r.read(
-        "nvmlDeviceGetComputeRunningProcesses_v3",
-        &["processes"],
-        || dev.running_compute_processes(),
-    ) else {
+    const COMPUTE: &str = "nvmlDeviceGetComputeRunningProcesses_v3";
+    const GRAPHICS: &str = "nvmlDeviceGetGraphicsRunningProcesses_v3";
+    // SAFETY: a valid handle, a live out-pointer, and a null array with count 0, which NVML
+    // documents as the way to ask for the count.
+    let handle = unsafe { dev.handle() };
+    let Some(count) = r.read(COMPUTE, &["processes"], || {
+        let sym = nvml_sym(nvml.lib().nvmlDeviceGetComputeRunningProcesses_v3.as_ref())?;
+        let mut count: u32 = 0;
+        nvml_try_count(unsafe { sym(handle, &mut count, std::ptr::null_mut()) })?;
+        Ok(count)
+    }) else {
         return;
     };
-    let mut processes = Vec::with_capacity(list.len());
-    for p in list {
-        let name = r.read("nvmlSystemGetProcessName", &[], || {
+    if count > MAX_PROCESSES {
+        r.fail(
+            COMPUTE,
+            &["processes"],
+            None,
+            format!("NVML reports {count} processes, more than {MAX_PROCESSES}; not read"),
+        );
+        return;
+    }
+    let Some(compute) = r.read(COMPUTE, &["processes"], || dev.running_compute_processes()) else {
+        return;
+    };
+    // Graphics processes are optional: data-centre GPUs often do not support the query.
+    let graphics = r
+        .read_optional(GRAPHICS, || dev.running_graphics_processes())
+        .unwrap_or_default();
+
+    let mut merged: Vec<(nvml_wrapper::struct_wrappers::device::ProcessInfo, &str)> = Vec::new();
+    for p in compute {
+        merged.push((p, "C"));
+    }
+    for p in graphics {
+        match merged.iter_mut().find(|(q, _)| q.pid == p.pid) {
+            Some(entry) => entry.1 = "C+G",
+            None => merged.push((p, "G")),
+        }
+    }
+    let mut processes = Vec::with_capacity(merged.len());
+    for (i, (p, kind)) in merged.into_iter().enumerate() {
+        let name_field = format!("processes.{i}.name");
+        let name = r.read("nvmlSystemGetProcessName", &[name_field.as_str()], || {
             nvml.sys_process_name(p.pid, 256)
         });
+        let name = match name {
+            Some(n) if n.is_empty() => {
+                r.set(|d| d.mark_unavailable(&name_field, "NVML returned an empty name"));
+                None
+            }
+            other => other,
+        };
         let used = match p.used_gpu_memory {
             nvml_wrapper::enums::device::UsedGpuMemory::Used(b) => Some(mib_from_bytes(b)),
-            nvml_wrapper::enums::device::UsedGpuMemory::Unavailable => None,
+            nvml_wrapper::enums::device::UsedGpuMemory::Unavailable => {
+                r.set(|d| {
+                    d.mark_unavailable(
+                        &format!("processes.{i}.used_memory_mib"),
+                        "NVML reports the value as not available",
+                    )
+                });
+                None
+            }
         };
+        if p.gpu_instance_id.is_none() {
+            r.set(|d| {
+                d.mark_unavailable(
+                    &format!("processes.{i}.gpu_instance_id"),
+                    "not in a MIG instance",
+                );
+                d.mark_unavailable(
+                    &format!("processes.{i}.compute_instance_id"),
+                    "not in a MIG instance",
+                );
+            });
+        }
         processes.push(Process {
             pid: p.pid,
-            name: name.filter(|n| !n.is_empty()),
+            name,
             used_memory_mib: used,
-            kind: "C".to_string(),
+            kind: kind.to_string(),
+            gpu_instance_id: p.gpu_instance_id,
+            compute_instance_id: p.compute_instance_id,
         });
     }
     r.set(|d| d.processes = Some(processes));

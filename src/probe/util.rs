@@ -43,11 +43,20 @@ fn collect_nulls(value: &Value, prefix: &str, out: &mut Vec<String>) {
         } else {
             format!("{prefix}.{key}")
         };
-        match v {
-            Value::Null => out.push(path),
-            Value::Object(_) => collect_nulls(v, &path, out),
-            _ => {}
+        collect_value(v, path, out);
+    }
+}
+
+fn collect_value(v: &Value, path: String, out: &mut Vec<String>) {
+    match v {
+        Value::Null => out.push(path),
+        Value::Object(_) => collect_nulls(v, &path, out),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                collect_value(item, format!("{path}.{i}"), out);
+            }
         }
+        _ => {}
     }
 }
 

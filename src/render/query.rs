@@ -39,6 +39,11 @@ fn yes_no(v: Option<bool>) -> Val {
     text(v.map(|b| if b { "Yes" } else { "No" }))
 }
 
+/// A reason bit mask as nvidia-smi prints it: `0x0000000000000001`.
+fn mask(v: Option<u64>) -> Val {
+    text(v.map(|m| format!("0x{m:016X}")))
+}
+
 fn watts(v: Option<f64>) -> Val {
     num(v.map(|w| format!("{w:.2}")), "W")
 }
@@ -54,220 +59,61 @@ macro_rules! field {
 }
 
 /// Every supported `--query-gpu` field.
+#[rustfmt::skip]
 pub static FIELDS: &[Field] = &[
     field!(["index"], "index", |r, d| Val::Text(d.index.to_string())),
-    field!(["count"], "count", |r, d| Val::Text(
-        r.devices.len().to_string()
-    )),
+    field!(["count"], "count", |r, d| Val::Text(r.devices.len().to_string())),
     field!(["name", "gpu_name"], "name", |r, d| text(d.name.as_ref())),
     field!(["uuid", "gpu_uuid"], "uuid", |r, d| text(d.uuid.as_ref())),
-    field!(["serial", "gpu_serial"], "serial", |r, d| text(
-        d.serial.as_ref()
-    )),
-    field!(["pci.bus_id", "gpu_bus_id"], "pci.bus_id", |r, d| text(
-        d.pci_bus_id.as_ref()
-    )),
-    field!(["driver_version"], "driver_version", |r, d| text(
-        r.driver_version()
-    )),
-    field!(["persistence_mode"], "persistence_mode", |r, d| enabled(
-        d.persistence_mode
-    )),
-    field!(["display_active"], "display_active", |r, d| enabled(
-        d.display_active
-    )),
-    field!(["pstate"], "pstate", |r, d| text(
-        d.performance_state.as_ref()
-    )),
-    field!(["temperature.gpu"], "temperature.gpu", |r, d| text(
-        d.temperature_c
-    )),
-    field!(["fan.speed"], "fan.speed [%]", |r, d| num(
-        d.fan_speed_percent,
-        "%"
-    )),
-    field!(["power.draw"], "power.draw [W]", |r, d| watts(
-        d.power_draw_w
-    )),
-    field!(
-        ["power.limit", "enforced.power.limit"],
-        "power.limit [W]",
-        |r, d| watts(d.power_limit_w)
-    ),
-    field!(
-        ["power.default_limit"],
-        "power.default_limit [W]",
-        |r, d| watts(d.power_default_limit_w)
-    ),
-    field!(["memory.total"], "memory.total [MiB]", |r, d| num(
-        d.memory_total_mib,
-        "MiB"
-    )),
-    field!(["memory.reserved"], "memory.reserved [MiB]", |r, d| num(
-        d.memory_reserved_mib,
-        "MiB"
-    )),
-    field!(["memory.used"], "memory.used [MiB]", |r, d| num(
-        d.memory_used_mib,
-        "MiB"
-    )),
-    field!(["memory.free"], "memory.free [MiB]", |r, d| num(
-        d.memory_free_mib,
-        "MiB"
-    )),
-    field!(["utilization.gpu"], "utilization.gpu [%]", |r, d| num(
-        d.utilization_gpu_percent,
-        "%"
-    )),
-    field!(
-        ["utilization.memory"],
-        "utilization.memory [%]",
-        |r, d| num(d.utilization_memory_percent, "%")
-    ),
-    field!(["ecc.mode.current"], "ecc.mode.current", |r, d| enabled(
-        d.ecc.mode_current
-    )),
-    field!(["ecc.mode.pending"], "ecc.mode.pending", |r, d| enabled(
-        d.ecc.mode_pending
-    )),
-    field!(
-        ["ecc.errors.corrected.volatile.total"],
-        "ecc.errors.corrected.volatile.total",
-        |r, d| text(d.ecc.volatile_corrected)
-    ),
-    field!(
-        ["ecc.errors.uncorrected.volatile.total"],
-        "ecc.errors.uncorrected.volatile.total",
-        |r, d| text(d.ecc.volatile_uncorrected)
-    ),
-    field!(
-        ["ecc.errors.corrected.aggregate.total"],
-        "ecc.errors.corrected.aggregate.total",
-        |r, d| text(d.ecc.aggregate_corrected)
-    ),
-    field!(
-        ["ecc.errors.uncorrected.aggregate.total"],
-        "ecc.errors.uncorrected.aggregate.total",
-        |r, d| text(d.ecc.aggregate_uncorrected)
-    ),
-    field!(
-        ["retired_pages.single_bit_ecc.count", "retired_pages.sbe"],
-        "retired_pages.single_bit_ecc.count",
-        |r, d| text(d.retired_pages.single_bit_ecc)
-    ),
-    field!(
-        ["retired_pages.double_bit.count", "retired_pages.dbe"],
-        "retired_pages.double_bit.count",
-        |r, d| text(d.retired_pages.double_bit_ecc)
-    ),
-    field!(
-        ["retired_pages.pending"],
-        "retired_pages.pending",
-        |r, d| yes_no(d.retired_pages.pending)
-    ),
-    field!(
-        ["remapped_rows.correctable"],
-        "remapped_rows.correctable",
-        |r, d| text(d.remapped_rows.correctable)
-    ),
-    field!(
-        ["remapped_rows.uncorrectable"],
-        "remapped_rows.uncorrectable",
-        |r, d| text(d.remapped_rows.uncorrectable)
-    ),
-    field!(
-        ["remapped_rows.pending"],
-        "remapped_rows.pending",
-        |r, d| yes_no(d.remapped_rows.pending)
-    ),
-    field!(
-        ["remapped_rows.failure"],
-        "remapped_rows.failure",
-        |r, d| yes_no(d.remapped_rows.failure)
-    ),
-    field!(["compute_mode"], "compute_mode", |r, d| text(
-        d.compute_mode.as_ref()
-    )),
-    field!(["mig.mode.current"], "mig.mode.current", |r, d| enabled(
-        d.mig.mode_current
-    )),
-    field!(["mig.mode.pending"], "mig.mode.pending", |r, d| enabled(
-        d.mig.mode_pending
-    )),
-    field!(
-        ["clocks.gr", "clocks.current.graphics"],
-        "clocks.current.graphics [MHz]",
-        |r, d| num(d.clocks.graphics_mhz, "MHz")
-    ),
-    field!(
-        ["clocks.sm", "clocks.current.sm"],
-        "clocks.current.sm [MHz]",
-        |r, d| num(d.clocks.sm_mhz, "MHz")
-    ),
-    field!(
-        ["clocks.mem", "clocks.current.memory"],
-        "clocks.current.memory [MHz]",
-        |r, d| num(d.clocks.memory_mhz, "MHz")
-    ),
-    field!(
-        ["clocks.max.gr", "clocks.max.graphics"],
-        "clocks.max.graphics [MHz]",
-        |r, d| num(d.clocks.max_graphics_mhz, "MHz")
-    ),
-    field!(["clocks.max.sm"], "clocks.max.sm [MHz]", |r, d| num(
-        d.clocks.max_sm_mhz,
-        "MHz"
-    )),
-    field!(
-        ["clocks.max.mem", "clocks.max.memory"],
-        "clocks.max.memory [MHz]",
-        |r, d| num(d.clocks.max_memory_mhz, "MHz")
-    ),
-    field!(
-        ["pcie.link.gen.current", "pcie.link.gen.gpucurrent"],
-        "pcie.link.gen.current",
-        |r, d| text(d.pcie.gen_current)
-    ),
-    field!(
-        ["pcie.link.gen.max", "pcie.link.gen.gpumax"],
-        "pcie.link.gen.max",
-        |r, d| text(d.pcie.gen_max)
-    ),
-    field!(
-        ["pcie.link.width.current"],
-        "pcie.link.width.current",
-        |r, d| text(d.pcie.width_current)
-    ),
-    field!(["pcie.link.width.max"], "pcie.link.width.max", |r, d| text(
-        d.pcie.width_max
-    )),
-    field!(
-        [
-            "clocks_event_reasons.active",
-            "clocks_throttle_reasons.active"
-        ],
-        "clocks_event_reasons.active",
-        |r, d| text(
-            d.clock_event_reasons
-                .active_mask
-                .map(|m| format!("{m:#018X}").replacen("0X", "0x", 1))
-        )
-    ),
-    field!(
-        [
-            "clocks_event_reasons.supported",
-            "clocks_throttle_reasons.supported"
-        ],
-        "clocks_event_reasons.supported",
-        |r, d| text(
-            d.clock_event_reasons
-                .supported_mask
-                .map(|m| format!("{m:#018X}").replacen("0X", "0x", 1))
-        )
-    ),
-    field!(["compute_cap"], "compute_cap", |r, d| text(
-        d.compute_capability.as_ref()
-    )),
+    field!(["serial", "gpu_serial"], "serial", |r, d| text(d.serial.as_ref())),
+    field!(["pci.bus_id", "gpu_bus_id"], "pci.bus_id", |r, d| text(d.pci_bus_id.as_ref())),
+    field!(["driver_version"], "driver_version", |r, d| text(r.driver_version())),
+    field!(["persistence_mode"], "persistence_mode", |r, d| enabled(d.persistence_mode)),
+    field!(["display_active"], "display_active", |r, d| enabled(d.display_active)),
+    field!(["pstate"], "pstate", |r, d| text(d.performance_state.as_ref())),
+    field!(["temperature.gpu"], "temperature.gpu", |r, d| text(d.temperature_c)),
+    field!(["fan.speed"], "fan.speed [%]", |r, d| num(d.fan_speed_percent, "%")),
+    field!(["power.draw"], "power.draw [W]", |r, d| watts(d.power_draw_w)),
+    field!(["power.limit"], "power.limit [W]", |r, d| watts(d.power_management_limit_w)),
+    field!(["enforced.power.limit"], "enforced.power.limit [W]", |r, d| watts(d.power_limit_w)),
+    field!(["power.default_limit"], "power.default_limit [W]", |r, d| watts(d.power_default_limit_w)),
+    field!(["memory.total"], "memory.total [MiB]", |r, d| num(d.memory_total_mib, "MiB")),
+    field!(["memory.reserved"], "memory.reserved [MiB]", |r, d| num(d.memory_reserved_mib, "MiB")),
+    field!(["memory.used"], "memory.used [MiB]", |r, d| num(d.memory_used_mib, "MiB")),
+    field!(["memory.free"], "memory.free [MiB]", |r, d| num(d.memory_free_mib, "MiB")),
+    field!(["utilization.gpu"], "utilization.gpu [%]", |r, d| num(d.utilization_gpu_percent, "%")),
+    field!(["utilization.memory"], "utilization.memory [%]", |r, d| num(d.utilization_memory_percent, "%")),
+    field!(["ecc.mode.current"], "ecc.mode.current", |r, d| enabled(d.ecc.mode_current)),
+    field!(["ecc.mode.pending"], "ecc.mode.pending", |r, d| enabled(d.ecc.mode_pending)),
+    field!(["ecc.errors.corrected.volatile.total"], "ecc.errors.corrected.volatile.total", |r, d| text(d.ecc.volatile_corrected)),
+    field!(["ecc.errors.uncorrected.volatile.total"], "ecc.errors.uncorrected.volatile.total", |r, d| text(d.ecc.volatile_uncorrected)),
+    field!(["ecc.errors.corrected.aggregate.total"], "ecc.errors.corrected.aggregate.total", |r, d| text(d.ecc.aggregate_corrected)),
+    field!(["ecc.errors.uncorrected.aggregate.total"], "ecc.errors.uncorrected.aggregate.total", |r, d| text(d.ecc.aggregate_uncorrected)),
+    field!(["retired_pages.single_bit_ecc.count", "retired_pages.sbe"], "retired_pages.single_bit_ecc.count", |r, d| text(d.retired_pages.single_bit_ecc)),
+    field!(["retired_pages.double_bit.count", "retired_pages.dbe"], "retired_pages.double_bit.count", |r, d| text(d.retired_pages.double_bit_ecc)),
+    field!(["retired_pages.pending"], "retired_pages.pending", |r, d| yes_no(d.retired_pages.pending)),
+    field!(["remapped_rows.correctable"], "remapped_rows.correctable", |r, d| text(d.remapped_rows.correctable)),
+    field!(["remapped_rows.uncorrectable"], "remapped_rows.uncorrectable", |r, d| text(d.remapped_rows.uncorrectable)),
+    field!(["remapped_rows.pending"], "remapped_rows.pending", |r, d| yes_no(d.remapped_rows.pending)),
+    field!(["remapped_rows.failure"], "remapped_rows.failure", |r, d| yes_no(d.remapped_rows.failure)),
+    field!(["compute_mode"], "compute_mode", |r, d| text(d.compute_mode.as_ref())),
+    field!(["mig.mode.current"], "mig.mode.current", |r, d| enabled(d.mig.mode_current)),
+    field!(["mig.mode.pending"], "mig.mode.pending", |r, d| enabled(d.mig.mode_pending)),
+    field!(["clocks.gr", "clocks.current.graphics"], "clocks.current.graphics [MHz]", |r, d| num(d.clocks.graphics_mhz, "MHz")),
+    field!(["clocks.sm", "clocks.current.sm"], "clocks.current.sm [MHz]", |r, d| num(d.clocks.sm_mhz, "MHz")),
+    field!(["clocks.mem", "clocks.current.memory"], "clocks.current.memory [MHz]", |r, d| num(d.clocks.memory_mhz, "MHz")),
+    field!(["clocks.max.gr", "clocks.max.graphics"], "clocks.max.graphics [MHz]", |r, d| num(d.clocks.max_graphics_mhz, "MHz")),
+    field!(["clocks.max.sm"], "clocks.max.sm [MHz]", |r, d| num(d.clocks.max_sm_mhz, "MHz")),
+    field!(["clocks.max.mem", "clocks.max.memory"], "clocks.max.memory [MHz]", |r, d| num(d.clocks.max_memory_mhz, "MHz")),
+    field!(["pcie.link.gen.current", "pcie.link.gen.gpucurrent"], "pcie.link.gen.current", |r, d| text(d.pcie.gen_current)),
+    field!(["pcie.link.gen.max"], "pcie.link.gen.max", |r, d| text(d.pcie.gen_max)),
+    field!(["pcie.link.width.current"], "pcie.link.width.current", |r, d| text(d.pcie.width_current)),
+    field!(["pcie.link.width.max"], "pcie.link.width.max", |r, d| text(d.pcie.width_max)),
+    field!(["clocks_event_reasons.active"], "clocks_event_reasons.active", |r, d| mask(d.clock_event_reasons.active_mask)),
+    field!(["clocks_throttle_reasons.active"], "clocks_throttle_reasons.active", |r, d| mask(d.clock_event_reasons.active_mask)),
+    field!(["clocks_event_reasons.supported"], "clocks_event_reasons.supported", |r, d| mask(d.clock_event_reasons.supported_mask)),
+    field!(["clocks_throttle_reasons.supported"], "clocks_throttle_reasons.supported", |r, d| mask(d.clock_event_reasons.supported_mask)),
+    field!(["compute_cap"], "compute_cap", |r, d| text(d.compute_capability.as_ref())),
 ];
 
 /// Look up a field by any of its names.

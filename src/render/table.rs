@@ -102,20 +102,20 @@ fn gpu_box(out: &mut String, report: &Report) {
 }
 
 fn gpu_rows(out: &mut String, d: &Device) {
-    let ecc = if d.ecc.mode_current == Some(false) {
-        "N/A".to_string()
-    } else {
-        na(d.ecc.volatile_uncorrected)
+    // nvidia-smi: "Off" when ECC is supported but disabled, "N/A" when unknown.
+    let ecc = match d.ecc.mode_current {
+        Some(false) => "Off".to_string(),
+        _ => na(d.ecc.volatile_uncorrected),
     };
     let _ = writeln!(
         out,
-        "| {:>3}  {:<25}{:>8}  | {:<16} {:>3} | {:>20} |",
+        "| {:>3}  {:<30} {:<3} | {:<16} {:>3} | {:>20} |",
         d.index,
-        fit(&na(d.name.as_deref()), 25),
+        fit(&na(d.name.as_deref()), 30),
         on_off(d.persistence_mode),
         fit(&na(d.pci_bus_id.as_deref()), 16),
         on_off(d.display_active),
-        ecc,
+        fit(&ecc, 20),
     );
     let fan = d
         .fan_speed_percent
@@ -124,7 +124,7 @@ fn gpu_rows(out: &mut String, d: &Device) {
         .temperature_c
         .map_or_else(|| "N/A".to_string(), |t| format!("{t}C"));
     let w = |v: Option<f64>| v.map_or_else(|| "N/A".to_string(), |w| format!("{w:.0}W"));
-    let power = format!("{} / {}", w(d.power_draw_w), w(d.power_limit_w));
+    let power = format!("{} / {:>4}", w(d.power_draw_w), w(d.power_limit_w));
     let mib = |v: Option<u64>| v.map_or_else(|| "N/A".to_string(), |m| format!("{m}MiB"));
     let memory = format!("{} / {}", mib(d.memory_used_mib), mib(d.memory_total_mib));
     let util = d
@@ -132,20 +132,41 @@ fn gpu_rows(out: &mut String, d: &Device) {
         .map_or_else(|| "N/A".to_string(), |u| format!("{u}%"));
     let _ = writeln!(
         out,
-        "| {:>3}  {:>4}    {:>2}  {:>22} | {:>20} | {:>7}{:>13} |",
-        fan,
-        temp,
-        na(d.performance_state.as_deref()),
-        power,
-        memory,
-        util,
-        fit(&na(d.compute_mode.as_deref()), 12),
+        "|{:>4}  {:>4}    {:<3}{:>23} | {:>20} | {:>7}{:>13} |",
+        fit(&fan, 4),
+        fit(&temp, 4),
+        fit(&na(d.performance_state.as_deref()), 3),
+        fit(&power, 23),
+        fit(&memory, 20),
+        fit(&util, 7),
+        compute_mode_cell(d.compute_mode.as_deref()),
     );
     let mig = match d.mig.mode_current {
         None => "N/A".to_string(),
         some => enabled(some),
     };
     let _ = writeln!(out, "|{:41}|{:22}| {:>20} |", "", "", mig);
+}
+
+/// Compute mode as nvidia-smi's table abbreviates it.
+fn compute_mode_cell(mode: Option<&str>) -> String {
+    match mode {
+        None => "N/A".to_string(),
+        Some("Exclusive_Thread") => "E. Thread".to_string(),
+        Some("Exclusive_Process") => "E. Process".to_string(),
+        Some(other) => fit(other, 12),
+    }
+}
+
+/// Keep the end of `s` (process paths), starting with `...` when cut, as nvidia-smi does.
+fn fit_tail(s: &str, max: usize) -> String {
+    let n = s.chars().count();
+    if n <= max {
+        s.to_string()
+    } else {
+        let tail: String = s.chars().skip(n - max.saturating_sub(3)).collect();
+        format!("...{tail}")
+    }
 }
 
 fn processes_box(out: &mut String, report: &Report) {
@@ -172,14 +193,14 @@ fn processes_box(out: &mut String, report: &Report) {
                         .map_or_else(|| "N/A".to_string(), |m| format!("{m}MiB"));
                     let _ = writeln!(
                         out,
-                        "|  {:>3}   {:>3}  {:>3}  {:>9}  {:>5}   {:<38}  {:>9} |",
+                        "|  {:>3}   {:>3}  {:>3}{:>10}{:>7}   {:<38}{:>12} |",
                         d.index,
-                        "N/A",
-                        "N/A",
+                        na(p.gpu_instance_id),
+                        na(p.compute_instance_id),
                         p.pid,
-                        p.kind,
-                        fit(&na(p.name.as_deref()), 38),
-                        mem,
+                        fit(&p.kind, 6),
+                        fit_tail(&na(p.name.as_deref()), 38),
+                        fit(&mem, 11),
                     );
                 }
             }
@@ -299,6 +320,15 @@ fn errors_section(out: &mut String, report: &Report) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn process_names_keep_their_tail() {
+        assert_eq!(fit_tail("python", 38), "python");
+        let long = "/opt/conda/envs/train/bin/python3.11 -m torch.distributed.run";
+        let cut = fit_tail(long, 38);
+        assert_eq!(cut.chars().count(), 38);
+        assert!(cut.starts_with("...") && cut.ends_with("distributed.run"));
+    }
 
     #[test]
     fn names_are_cut_with_ellipsis() {

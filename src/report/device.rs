@@ -35,8 +35,10 @@ pub struct Device {
     /// Performance state, `P0` (maximum) to `P15` (minimum).
     pub performance_state: Option<String>,
     pub power_draw_w: Option<f64>,
-    /// Enforced power limit (the cap nvidia-smi shows).
+    /// Enforced power limit (the cap nvidia-smi's table shows; `enforced.power.limit`).
     pub power_limit_w: Option<f64>,
+    /// Power management limit (`power.limit`); normally equal to the enforced limit.
+    pub power_management_limit_w: Option<f64>,
     pub power_default_limit_w: Option<f64>,
     pub memory_total_mib: Option<u64>,
     pub memory_reserved_mib: Option<u64>,
@@ -151,8 +153,12 @@ pub struct Process {
     /// Executable name; `None` when it could not be read (another PID namespace).
     pub name: Option<String>,
     pub used_memory_mib: Option<u64>,
-    /// `C` compute, `G` graphics.
+    /// `C` compute, `G` graphics, `C+G` both.
     pub kind: String,
+    /// MIG GPU instance the process runs in (MIG mode only).
+    pub gpu_instance_id: Option<u32>,
+    /// MIG compute instance the process runs in (MIG mode only).
+    pub compute_instance_id: Option<u32>,
 }
 
 /// One NVLink link.

@@ -3,7 +3,7 @@
 //! environment.
 //!
 //! [`fakes`] builds both fake crates once per test process with
-//! `cargo build -p accelprobe-fake-nvml -p accelprobe-fake-cuda --target-dir <target>/fakes`.
+//! `cargo build --release -p accelprobe-fake-nvml -p accelprobe-fake-cuda --target-dir <target>/fakes`.
 //! The separate target directory keeps the inner cargo off the lock the outer `cargo test`
 //! holds; test binaries that run at the same time queue on cargo's own lock of
 //! `<target>/fakes`. The libraries are then copied under their sonames into
@@ -104,6 +104,9 @@ fn build_fakes() -> Fakes {
         .current_dir(workspace())
         .args([
             "build",
+            // Optimised, so that benchmarks through the fakes measure accelprobe, not the
+            // fake's fixture parsing.
+            "--release",
             "-p",
             "accelprobe-fake-nvml",
             "-p",
@@ -126,7 +129,7 @@ fn build_fakes() -> Fakes {
     remove_stale_lib_dirs(&target);
     let libs = target.join(format!("libs-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&libs);
-    let built = target.join("debug");
+    let built = target.join("release");
     let nvml_dir = libs.join("nvml");
     let cuda_dir = libs.join("cuda");
     let nvml_lib = nvml_dir.join("libnvidia-ml.so.1");

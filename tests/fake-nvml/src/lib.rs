@@ -706,7 +706,10 @@ getter!(
 
 getter!(nvmlDeviceGetPowerUsage -> c_uint, |d| milliwatts_at(d, "/power_draw_w")?);
 getter!(nvmlDeviceGetEnforcedPowerLimit -> c_uint, |d| milliwatts_at(d, "/power_limit_w")?);
-getter!(nvmlDeviceGetPowerManagementLimit -> c_uint, |d| milliwatts_at(d, "/power_limit_w")?);
+getter!(
+    nvmlDeviceGetPowerManagementLimit -> c_uint,
+    |d| milliwatts_at(d, "/power_management_limit_w")?
+);
 getter!(
     nvmlDeviceGetPowerManagementDefaultLimit -> c_uint,
     |d| milliwatts_at(d, "/power_default_limit_w")?
