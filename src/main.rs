@@ -19,7 +19,18 @@ fn main() {
     std::process::exit(code);
 }
 
+/// Environment variables that stand for options; set-but-empty is a mistake worth naming.
+const OPTION_ENV_VARS: &[&str] = &["ACCELPROBE_NVML_LIB", "ACCELPROBE_TIMEOUT"];
+
 fn run() -> i32 {
+    for var in OPTION_ENV_VARS {
+        if std::env::var_os(var).is_some_and(|v| v.is_empty()) {
+            write_stderr(&format!(
+                "accelprobe: environment variable {var} is set but empty; unset it or give it a value\n"
+            ));
+            return EXIT_USAGE;
+        }
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return argument_error(&e),

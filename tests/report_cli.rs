@@ -48,6 +48,14 @@ fn fixture_json(name: &str) -> Value {
     serde_json::from_str(&text).expect("fixture is JSON")
 }
 
+/// The first error entry whose `key` equals `value`; fails the test when there is none.
+fn error_where<'a>(r: &'a Value, key: &str, value: &str) -> &'a Value {
+    r["errors"]
+        .as_array()
+        .and_then(|errors| errors.iter().find(|e| e[key] == value))
+        .unwrap_or_else(|| panic!("no error with {key} = {value}: {}", r["errors"]))
+}
+
 /// Look up a dotted path (`ecc.volatile_uncorrected`) in a JSON object.
 fn at<'a>(v: &'a Value, path: &str) -> &'a Value {
     path.split('.').fold(v, |v, k| &v[k])
@@ -494,6 +502,13 @@ fn bad_arguments_exit_2_with_one_line() {
     );
     let none = accelprobe().output().unwrap();
     assert_eq!(none.status.code(), Some(2));
+    let empty = accelprobe()
+        .arg("report")
+        .env("ACCELPROBE_NVML_LIB", "")
+        .output()
+        .unwrap();
+    assert_eq!(empty.status.code(), Some(2));
+    assert!(stderr(&empty).contains("ACCELPROBE_NVML_LIB is set but empty"));
 }
 
 #[test]
@@ -534,12 +549,7 @@ fn hung_device_call_times_out_and_the_rest_is_reported() {
     );
     let r: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(r["runtimes"][0]["status"], "timeout");
-    let t = r["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["kind"] == "timeout")
-        .expect("timeout error");
+    let t = error_where(&r, "kind", "timeout");
     assert_eq!(t["call"], "nvmlDeviceGetTemperature");
     assert_eq!(t["device"], 3);
     let d3 = &r["devices"][3];
@@ -833,12 +843,7 @@ fn shutdown_errors_and_hangs_are_recorded_within_the_deadline() {
     assert_eq!(o.status.code(), Some(0));
     let r: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(r["devices"][0]["name"], "NVIDIA L4");
-    let t = r["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["kind"] == "timeout")
-        .unwrap();
+    let t = error_where(&r, "kind", "timeout");
     assert_eq!(t["call"], "nvmlShutdown");
 }
 
@@ -932,12 +937,7 @@ fn cuda_library_without_symbols_is_an_error_not_a_panic() {
     assert!(stderr(&o).is_empty(), "{}", stderr(&o));
     let r: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(r["runtimes"][1]["status"], "error");
-    let e = r["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["runtime"] == "cuda")
-        .unwrap();
+    let e = error_where(&r, "runtime", "cuda");
     assert_eq!(e["kind"], "panic");
     assert_eq!(e["call"], "cuInit");
     assert_eq!(r["devices"][0]["name"], "NVIDIA L4");
