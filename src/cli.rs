@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::bench::{self, BenchOptions, DeviceSel, Injection, Profile};
 use crate::error::{Error, EXIT_FAIL, EXIT_OK};
 use crate::probe::{self, ProbeOptions};
 use crate::render::{self, query, Format};
+use crate::report::{Dtype, Kernel};
 
 /// Proves that a freshly provisioned GPU node is what was ordered.
 #[derive(Debug, Parser)]
@@ -24,6 +26,8 @@ pub struct Cli {
 pub enum Command {
     /// Inventory and health of every accelerator and runtime, like nvidia-smi.
     Report(ReportArgs),
+    /// Run micro-kernels (GEMM, copies, a transformer block) with correctness checks.
+    Bench(BenchArgs),
 }
 
 /// Options of `accelprobe report`.
@@ -37,6 +41,17 @@ pub struct ReportArgs {
     #[arg(long = "query-gpu", value_name = "FIELDS")]
     pub query_gpu: Option<String>,
 
+    /// Exit 1 when no accelerator is found (the report is still printed).
+    #[arg(long)]
+    pub require_accelerator: bool,
+
+    #[command(flatten)]
+    pub probe: ProbeArgs,
+}
+
+/// How hardware is reached; shared by every command that probes.
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
     /// Path of libnvidia-ml.so.1 to load instead of searching for it.
     #[arg(long, value_name = "PATH", env = "ACCELPROBE_NVML_LIB")]
     pub nvml_lib: Option<PathBuf>,
@@ -45,13 +60,100 @@ pub struct ReportArgs {
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration, env = "ACCELPROBE_TIMEOUT")]
     pub timeout: Duration,
 
-    /// Exit 1 when no accelerator is found (the report is still printed).
-    #[arg(long)]
-    pub require_accelerator: bool,
-
     /// Do not load the CUDA driver (NVML only).
     #[arg(long)]
     pub no_cuda: bool,
+}
+
+impl ProbeArgs {
+    fn options(&self) -> ProbeOptions {
+        ProbeOptions {
+            nvml_lib: self.nvml_lib.clone(),
+            timeout: self.timeout,
+            skip_cuda: self.no_cuda,
+        }
+    }
+}
+
+/// Options of `accelprobe bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Where to run: auto (GPUs if any, else the CPU), cpu, cuda:N, or all.
+    #[arg(long, value_name = "DEVICE", default_value = "auto", value_parser = DeviceSel::parse)]
+    pub device: DeviceSel,
+
+    /// Kernels, comma separated: gemm, copy, h2d, d2h, inference.
+    #[arg(long, value_name = "LIST", default_value = "gemm,copy,h2d,d2h,inference", value_parser = parse_kernels)]
+    pub kernel: KernelList,
+
+    /// Number formats for gemm and inference, comma separated: f32, tf32, f16, bf16.
+    #[arg(long, value_name = "LIST", default_value = "f32,tf32,f16,bf16", value_parser = parse_dtypes)]
+    pub dtype: DtypeList,
+
+    /// Problem size: GEMM m = n = k = N; copies N MiB; inference N tokens.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub size: Option<u32>,
+
+    /// Timed duration of each benchmark (after warm-up), e.g. 500ms, 2s.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+
+    /// Sizes and durations: quick (seconds), standard, thorough.
+    #[arg(long, value_name = "PROFILE", default_value = "quick", value_parser = Profile::parse)]
+    pub profile: Profile,
+
+    /// Output format: table or json (the report with benchmarks[]).
+    #[arg(long, value_name = "FORMAT", default_value = "table")]
+    pub format: String,
+
+    /// Seed of the random inputs.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub seed: u64,
+
+    #[command(flatten)]
+    pub probe: ProbeArgs,
+}
+
+/// A parsed `--kernel` list.
+#[derive(Debug, Clone)]
+pub struct KernelList(pub Vec<Kernel>);
+
+/// A parsed `--dtype` list.
+#[derive(Debug, Clone)]
+pub struct DtypeList(pub Vec<Dtype>);
+
+fn parse_list<T: Copy + PartialEq>(
+    text: &str,
+    all: &[T],
+    name: fn(T) -> &'static str,
+    what: &str,
+) -> Result<Vec<T>, String> {
+    let mut out = Vec::new();
+    for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let v = all
+            .iter()
+            .copied()
+            .find(|v| name(*v) == item)
+            .ok_or_else(|| {
+                let valid: Vec<&str> = all.iter().map(|v| name(*v)).collect();
+                format!("unknown {what} '{item}'; use {}", valid.join(", "))
+            })?;
+        if !out.contains(&v) {
+            out.push(v);
+        }
+    }
+    if out.is_empty() {
+        return Err(format!("no {what} given"));
+    }
+    Ok(out)
+}
+
+fn parse_kernels(text: &str) -> Result<KernelList, String> {
+    parse_list(text, &Kernel::ALL, Kernel::as_str, "kernel").map(KernelList)
+}
+
+fn parse_dtypes(text: &str) -> Result<DtypeList, String> {
+    parse_list(text, &Dtype::ALL, Dtype::as_str, "dtype").map(DtypeList)
 }
 
 /// What a command produced.
@@ -115,11 +217,7 @@ pub fn report(args: &ReportArgs) -> Result<Outcome, Error> {
         (None, _) => None,
     };
 
-    let report = probe::probe(&ProbeOptions {
-        nvml_lib: args.nvml_lib.clone(),
-        timeout: args.timeout,
-        skip_cuda: args.no_cuda,
-    });
+    let report = probe::probe(&args.probe.options());
 
     let stdout = match (format, &fields) {
         (Format::Csv { header, units }, Some(f)) => query::csv(&report, f, header, units),
@@ -137,6 +235,74 @@ pub fn report(args: &ReportArgs) -> Result<Outcome, Error> {
         (Some(e.to_string()), EXIT_FAIL)
     } else {
         (None, EXIT_OK)
+    };
+    Ok(Outcome {
+        stdout,
+        note,
+        exit_code,
+    })
+}
+
+/// `accelprobe bench`.
+pub fn bench(args: &BenchArgs, progress: &dyn bench::Progress) -> Result<Outcome, Error> {
+    let json = match args.format.as_str() {
+        "table" => false,
+        "json" => true,
+        other => {
+            return Err(Error::Usage(format!(
+                "unknown --format '{other}' for bench; use table or json"
+            )))
+        }
+    };
+    let injection = match std::env::var("ACCELPROBE_INJECT_CORRUPTION") {
+        Ok(v) => Injection::parse(&v).map_err(Error::Usage)?,
+        Err(_) => Injection::default(),
+    };
+    let opts = BenchOptions {
+        device: args.device,
+        kernels: args.kernel.0.clone(),
+        dtypes: args.dtype.0.clone(),
+        size: args.size.map(|n| n as usize),
+        duration: args.duration,
+        profile: args.profile,
+        seed: args.seed,
+        injection,
+    };
+    let mut report = probe::probe(&args.probe.options());
+    let outcome = bench::run(&opts, &report, progress).map_err(|e| Error::Usage(e.to_string()))?;
+    report.benchmarks = outcome.benchmarks;
+    let stdout = if json {
+        render::json(&report)
+    } else {
+        render::bench::table(&report, &outcome.notes)
+    };
+    let failed: Vec<String> = report
+        .benchmarks
+        .iter()
+        .filter(|b| !b.correctness.passed)
+        .map(|b| {
+            format!(
+                "{} {} on {}",
+                b.kernel.as_str(),
+                b.dtype.map_or("", Dtype::as_str),
+                b.device
+            )
+        })
+        .collect();
+    let (note, exit_code) = if failed.is_empty() {
+        (
+            json.then(|| outcome.notes.join("; "))
+                .filter(|n| !n.is_empty()),
+            EXIT_OK,
+        )
+    } else {
+        (
+            Some(format!(
+                "wrong results from {}; see the correctness fields",
+                failed.join(", ")
+            )),
+            EXIT_FAIL,
+        )
     };
     Ok(Outcome {
         stdout,

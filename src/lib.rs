@@ -5,6 +5,7 @@
 //! (strings, that `main` writes out). Errors are typed ([`error::Error`]) and mapped to exit
 //! codes in one place, `main`.
 
+pub mod bench;
 pub mod cli;
 pub mod error;
 pub mod probe;

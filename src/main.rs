@@ -2,6 +2,9 @@
 
 use std::io::Write;
 
+mod progress_bar;
+use progress_bar as progress;
+
 use accelprobe::cli::{self, Cli, Command};
 use accelprobe::error::{EXIT_OK, EXIT_USAGE};
 use clap::error::ErrorKind;
@@ -37,6 +40,7 @@ fn run() -> i32 {
     };
     let result = match &cli.command {
         Command::Report(args) => cli::report(args),
+        Command::Bench(args) => cli::bench(args, &progress::Bar::for_stderr()),
     };
     match result {
         Ok(out) => {

@@ -80,6 +80,7 @@ pub fn probe(opts: &ProbeOptions) -> Report {
         host,
         runtimes,
         devices,
+        benchmarks: Vec::new(),
         errors,
     }
 }

@@ -1,6 +1,7 @@
 //! Renderers: the only code that turns reports into text for people and scripts. They return
 //! strings; `main` writes them out.
 
+pub mod bench;
 pub mod query;
 pub mod table;
 

@@ -10,9 +10,11 @@
 //! real failure rather than "not supported", in the report's `errors`). Never 0 or -1 as a
 //! stand-in.
 
+mod bench;
 mod device;
 mod host;
 
+pub use bench::*;
 pub use device::*;
 pub use host::*;
 
@@ -43,6 +45,9 @@ pub struct Report {
     pub runtimes: Vec<Runtime>,
     /// One entry per accelerator found.
     pub devices: Vec<Device>,
+    /// Micro-kernel results, when `bench` ran.
+    #[serde(default)]
+    pub benchmarks: Vec<Benchmark>,
     /// Everything that went wrong while probing, with the call that failed.
     pub errors: Vec<ProbeError>,
 }

@@ -1,0 +1,272 @@
+//! CPU backend: the same micro-kernels on the host's cores, for CPU-only nodes, for CI, and
+//! as the yardstick the GPU numbers are read against.
+//!
+//! f32 GEMM runs on the `gemm` crate (run-time dispatched AVX-512/AVX2/NEON kernels, rayon
+//! threads). CPUs here have no tf32/f16/bf16 matrix units, so those formats are emulated
+//! honestly and inside the timed region: tf32 inputs are rounded to 10 mantissa bits, f16 and
+//! bf16 inputs are stored in their format (the `half` crate) and widened to f32, then the f32
+//! GEMM runs. The copy is STREAM's: every byte read once and written once, by all threads.
+
+use half::slice::HalfFloatSliceExt;
+use half::{bf16, f16};
+use rayon::prelude::*;
+
+use super::check::{check_gemm, Gemm};
+use super::data::{round_tf32, Inputs};
+use super::inference::{
+    forward_cpu, inference_bound, reference, relative_rms_error, Block, BlockShape,
+};
+use super::timing::{self, host_time, Budget};
+use super::{finish, Injection, Measured};
+use crate::report::{Benchmark, Correctness, Dtype, Kernel, ProblemSize};
+
+/// What every CPU benchmark shares.
+pub struct Cpu<'a> {
+    pub name: Option<String>,
+    pub seed: u64,
+    pub injection: &'a Injection,
+}
+
+const CHUNK: usize = 1 << 16;
+
+/// Widen f16/bf16 (or round to tf32) into `dst`, in parallel.
+fn widen<T: Sync>(src: &[T], dst: &mut [f32], f: impl Fn(&[T], &mut [f32]) + Sync) {
+    dst.par_chunks_mut(CHUNK)
+        .zip(src.par_chunks(CHUNK))
+        .for_each(|(d, s)| f(s, d));
+}
+
+impl Cpu<'_> {
+    fn threads() -> usize {
+        rayon::current_num_threads()
+    }
+
+    /// C = A·B at `dtype`, m = n = k = `size` unless given otherwise.
+    pub fn gemm(
+        &self,
+        dtype: Dtype,
+        (m, n, k): (usize, usize, usize),
+        budget: &Budget,
+    ) -> Benchmark {
+        let mut inp = Inputs::new(self.seed);
+        // For tf32 the kernel gets plain f32 and does the rounding itself.
+        let storage = if dtype == Dtype::Tf32 {
+            Dtype::F32
+        } else {
+            dtype
+        };
+        let a = inp.vec(m * k, storage, 1.0);
+        let b = inp.vec(k * n, storage, 1.0);
+        let mut c = vec![f32::NAN; m * n];
+        let threads = Self::threads();
+        let gemm = |a: &[f32], b: &[f32], c: &mut [f32]| {
+            super::inference::matmul(m, n, k, a, b, false, c, threads)
+        };
+        let samples = match dtype {
+            Dtype::F32 => timing::run::<()>(budget, || {
+                c.fill(f32::NAN);
+                Ok(host_time(|| gemm(&a, &b, &mut c)))
+            }),
+            Dtype::Tf32 => {
+                let (mut ar, mut br) = (vec![0.0f32; a.len()], vec![0.0f32; b.len()]);
+                let round = |s: &[f32], d: &mut [f32]| {
+                    for (x, y) in s.iter().zip(d) {
+                        *y = round_tf32(*x);
+                    }
+                };
+                timing::run::<()>(budget, || {
+                    c.fill(f32::NAN);
+                    Ok(host_time(|| {
+                        widen(&a, &mut ar, round);
+                        widen(&b, &mut br, round);
+                        gemm(&ar, &br, &mut c);
+                    }))
+                })
+            }
+            Dtype::F16 => {
+                let a16: Vec<f16> = a.iter().map(|&x| f16::from_f32(x)).collect();
+                let b16: Vec<f16> = b.iter().map(|&x| f16::from_f32(x)).collect();
+                let (mut aw, mut bw) = (vec![0.0f32; a.len()], vec![0.0f32; b.len()]);
+                timing::run::<()>(budget, || {
+                    c.fill(f32::NAN);
+                    Ok(host_time(|| {
+                        widen(&a16, &mut aw, |s, d| s.convert_to_f32_slice(d));
+                        widen(&b16, &mut bw, |s, d| s.convert_to_f32_slice(d));
+                        gemm(&aw, &bw, &mut c);
+                    }))
+                })
+            }
+            Dtype::Bf16 => {
+                let a16: Vec<bf16> = a.iter().map(|&x| bf16::from_f32(x)).collect();
+                let b16: Vec<bf16> = b.iter().map(|&x| bf16::from_f32(x)).collect();
+                let (mut aw, mut bw) = (vec![0.0f32; a.len()], vec![0.0f32; b.len()]);
+                timing::run::<()>(budget, || {
+                    c.fill(f32::NAN);
+                    Ok(host_time(|| {
+                        widen(&a16, &mut aw, |s, d| s.convert_to_f32_slice(d));
+                        widen(&b16, &mut bw, |s, d| s.convert_to_f32_slice(d));
+                        gemm(&aw, &bw, &mut c);
+                    }))
+                })
+            }
+        }
+        .unwrap_or_default();
+        self.injection.corrupt_f32(Kernel::Gemm, &mut c);
+        let correctness = check_gemm(
+            &Gemm {
+                m,
+                n,
+                k,
+                a: &a,
+                b: &b,
+                c: &c,
+                dtype,
+                output: Dtype::F32,
+            },
+            self.seed,
+        );
+        let mut notes = Vec::new();
+        if dtype != Dtype::F32 {
+            notes.push(format!(
+                "{} emulated on the CPU: inputs {} inside the timed region, then an f32 GEMM",
+                dtype.as_str(),
+                if dtype == Dtype::Tf32 {
+                    "rounded to tf32"
+                } else {
+                    "widened to f32"
+                }
+            ));
+        }
+        finish(Measured {
+            kernel: Kernel::Gemm,
+            dtype: Some(dtype),
+            device: "cpu".to_string(),
+            device_name: self.name.clone(),
+            implementation: "cpu-gemm-crate".to_string(),
+            size: ProblemSize {
+                m: Some(m as u64),
+                n: Some(n as u64),
+                k: Some(k as u64),
+                ..ProblemSize::default()
+            },
+            warmup: budget.warmup,
+            samples,
+            work: 2.0 * (m * n * k) as f64 / 1e12,
+            unit: "TFLOP/s",
+            peak: None,
+            correctness,
+            notes,
+        })
+    }
+
+    /// STREAM-style copy of `bytes` (rounded down to whole 8-byte words).
+    pub fn copy(&self, bytes: usize, budget: &Budget) -> Benchmark {
+        let words = (bytes / 8).max(1);
+        let mut inp = Inputs::new(self.seed);
+        let src: Vec<u64> = (0..words)
+            .map(|_| {
+                u64::from(inp.next_f32().to_bits()) << 32 | u64::from(inp.next_f32().to_bits())
+            })
+            .collect();
+        let mut dst = vec![u64::MAX; words];
+        let samples = timing::run::<()>(budget, || {
+            dst.par_chunks_mut(CHUNK).for_each(|d| d.fill(u64::MAX));
+            Ok(host_time(|| {
+                dst.par_chunks_mut(CHUNK)
+                    .zip(src.par_chunks(CHUNK))
+                    .for_each(|(d, s)| d.copy_from_slice(s));
+            }))
+        })
+        .unwrap_or_default();
+        self.injection.corrupt_u64(Kernel::Copy, &mut dst);
+        let mismatched = dst.iter().zip(&src).filter(|(d, s)| d != s).count();
+        let first = dst.iter().zip(&src).position(|(d, s)| d != s);
+        let correctness = Correctness {
+            passed: mismatched == 0,
+            max_rel_error: Some(if mismatched == 0 { 0.0 } else { 1.0 }),
+            bound: 0.0,
+            method:
+                "destination poisoned before each run, then compared word by word with the source"
+                    .into(),
+            elements_checked: words as u64,
+            failure: first.map(|i| {
+                format!("{mismatched} of {words} words differ from the source, first at word {i}")
+            }),
+        };
+        let moved = (words * 8) as u64;
+        finish(Measured {
+            kernel: Kernel::Copy,
+            dtype: None,
+            device: "cpu".to_string(),
+            device_name: self.name.clone(),
+            implementation: "cpu-stream-copy".to_string(),
+            size: ProblemSize {
+                bytes: Some(moved),
+                ..ProblemSize::default()
+            },
+            warmup: budget.warmup,
+            samples,
+            work: 2.0 * moved as f64 / 1e9,
+            unit: "GB/s",
+            peak: None,
+            correctness,
+            notes: vec!["GB/s counts each byte read and written (STREAM convention)".into()],
+        })
+    }
+
+    /// One decoder block forward pass at `dtype`.
+    pub fn inference(&self, shape: BlockShape, dtype: Dtype, budget: &Budget) -> Benchmark {
+        let blk = Block::random(shape, dtype, self.seed);
+        let threads = Self::threads();
+        let mut out = Vec::new();
+        let samples = timing::run::<()>(budget, || {
+            Ok(host_time(|| out = forward_cpu(&blk, threads)))
+        })
+        .unwrap_or_default();
+        self.injection.corrupt_f32(Kernel::Inference, &mut out);
+        let correctness = check_inference(&blk, &out, threads);
+        finish(Measured {
+            kernel: Kernel::Inference,
+            dtype: Some(dtype),
+            device: "cpu".to_string(),
+            device_name: self.name.clone(),
+            implementation: "cpu-gemm-crate".to_string(),
+            size: shape.size(),
+            warmup: budget.warmup,
+            samples,
+            work: shape.tokens as f64,
+            unit: "tokens/s",
+            peak: None,
+            correctness,
+            notes: vec![format!(
+                "inference: {:.3} GFLOP per pass; matmul inputs rounded to the dtype, f32 accumulation, \
+                 layer norm and softmax in f32",
+                shape.flops() / 1e9
+            )],
+        })
+    }
+}
+
+/// Compare a block's output with the f64 reference.
+pub fn check_inference(blk: &Block, out: &[f32], threads: usize) -> Correctness {
+    let bound = inference_bound(blk.dtype);
+    let want = reference(blk, threads);
+    let (err, worst) = relative_rms_error(out, &want);
+    let passed = err <= bound;
+    Correctness {
+        passed,
+        max_rel_error: err.is_finite().then_some(err),
+        bound,
+        method: "whole output vs an f64 forward pass of the same weights; RMS error relative to the reference's RMS".into(),
+        elements_checked: want.len() as u64,
+        failure: (!passed).then(|| {
+            if err.is_finite() {
+                format!("relative RMS error {err:.3e} > bound {bound:.0e}; largest deviation at element {worst}")
+            } else if out.len() != want.len() {
+                format!("output has {} elements, expected {}", out.len(), want.len())
+            } else {
+                format!("output element {worst} is NaN or infinite")
+            }
+        }),
+    }
+}

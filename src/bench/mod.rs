@@ -1,0 +1,355 @@
+//! Micro-kernels: GEMM at f32/tf32/f16/bf16, memory copy, host↔device copies and one
+//! transformer block, each timed after warm-up and checked against a higher-precision
+//! reference. Backends measure and return [`Benchmark`]s; nothing here prints.
+
+pub mod check;
+pub mod cpu;
+pub mod data;
+pub mod inference;
+pub mod peaks;
+pub mod stats;
+pub mod timing;
+
+use std::time::Duration;
+
+use crate::report::{Benchmark, Correctness, Dtype, Kernel, ProblemSize, Report, Throughput};
+use inference::BlockShape;
+use timing::Budget;
+
+/// Which devices to run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceSel {
+    /// Every CUDA GPU if there is one, else the CPU.
+    Auto,
+    Cpu,
+    Cuda(u32),
+    /// Every CUDA GPU and the CPU.
+    All,
+}
+
+impl DeviceSel {
+    pub fn parse(text: &str) -> Result<DeviceSel, String> {
+        match text.trim() {
+            "auto" => Ok(DeviceSel::Auto),
+            "cpu" => Ok(DeviceSel::Cpu),
+            "all" => Ok(DeviceSel::All),
+            other => match other.strip_prefix("cuda:").map(str::parse::<u32>) {
+                Some(Ok(n)) => Ok(DeviceSel::Cuda(n)),
+                _ => Err(format!(
+                    "unknown device '{other}'; use auto, cpu, cuda:N or all"
+                )),
+            },
+        }
+    }
+}
+
+/// How much work and time a run spends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    Quick,
+    Standard,
+    Thorough,
+}
+
+impl Profile {
+    pub fn parse(text: &str) -> Result<Profile, String> {
+        match text.trim() {
+            "quick" => Ok(Profile::Quick),
+            "standard" => Ok(Profile::Standard),
+            "thorough" => Ok(Profile::Thorough),
+            other => Err(format!(
+                "unknown profile '{other}'; use quick, standard or thorough"
+            )),
+        }
+    }
+}
+
+/// Sizes and budgets of one profile on one kind of device.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Plan {
+    pub gemm: usize,
+    pub copy_bytes: usize,
+    pub transfer_bytes: usize,
+    pub block: BlockShape,
+    pub budget: Budget,
+}
+
+const MIB: usize = 1 << 20;
+
+impl Plan {
+    /// The CPU plan: `quick` stays under 5 s for every kernel and dtype on two cores.
+    pub fn cpu(profile: Profile) -> Plan {
+        let (gemm, copy, block, secs, warmup, min) = match profile {
+            Profile::Quick => (1024, 64 * MIB, (128, 512, 8, 2048), 0.25, 1, 3),
+            Profile::Standard => (2048, 256 * MIB, (256, 1024, 16, 4096), 1.0, 2, 5),
+            Profile::Thorough => (4096, 1024 * MIB, (512, 2048, 16, 8192), 3.0, 3, 10),
+        };
+        Plan {
+            gemm,
+            copy_bytes: copy,
+            transfer_bytes: 0,
+            block: BlockShape {
+                tokens: block.0,
+                hidden: block.1,
+                heads: block.2,
+                ffn: block.3,
+            },
+            budget: Budget {
+                warmup,
+                min_iterations: min,
+                max_iterations: 10_000,
+                duration: Duration::from_secs_f64(secs),
+            },
+        }
+    }
+
+    /// Apply `--size` and `--duration`: GEMM m = n = k = N, copies N MiB, N tokens.
+    pub fn with_overrides(mut self, size: Option<usize>, duration: Option<Duration>) -> Plan {
+        if let Some(n) = size {
+            self.gemm = n;
+            self.copy_bytes = n * MIB;
+            self.transfer_bytes = n * MIB;
+            self.block.tokens = n;
+        }
+        if let Some(d) = duration {
+            self.budget.duration = d;
+        }
+        self
+    }
+}
+
+/// Everything `bench` was asked to do.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    pub device: DeviceSel,
+    pub kernels: Vec<Kernel>,
+    pub dtypes: Vec<Dtype>,
+    pub size: Option<usize>,
+    pub duration: Option<Duration>,
+    pub profile: Profile,
+    pub seed: u64,
+    pub injection: Injection,
+}
+
+/// Deliberate damage to a result after it was computed and before it is checked, so tests
+/// (and sceptical operators) can see the checker reject it. Set with
+/// `ACCELPROBE_INJECT_CORRUPTION=<kernel>[,<kernel>...]`.
+#[derive(Debug, Clone, Default)]
+pub struct Injection {
+    pub corrupt: Vec<Kernel>,
+}
+
+impl Injection {
+    /// Parse the environment variable's value.
+    pub fn parse(text: &str) -> Result<Injection, String> {
+        let mut corrupt = Vec::new();
+        for name in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let k = Kernel::ALL
+                .into_iter()
+                .find(|k| k.as_str() == name)
+                .ok_or_else(|| {
+                    format!("unknown kernel '{name}' in ACCELPROBE_INJECT_CORRUPTION")
+                })?;
+            corrupt.push(k);
+        }
+        Ok(Injection { corrupt })
+    }
+
+    /// Damage one element in the middle of `out` if `kernel` is to be corrupted.
+    pub fn corrupt_f32(&self, kernel: Kernel, out: &mut [f32]) {
+        if self.corrupt.contains(&kernel) && !out.is_empty() {
+            let i = out.len() / 2 + 1;
+            let i = i.min(out.len() - 1);
+            out[i] = out[i] * 1.5 + 1.0;
+        }
+    }
+
+    pub fn corrupt_u64(&self, kernel: Kernel, out: &mut [u64]) {
+        if self.corrupt.contains(&kernel) && !out.is_empty() {
+            let i = out.len() / 2;
+            out[i] ^= 1 << 17;
+        }
+    }
+}
+
+/// What a backend measured, before statistics and peaks are applied.
+pub struct Measured {
+    pub kernel: Kernel,
+    pub dtype: Option<Dtype>,
+    pub device: String,
+    pub device_name: Option<String>,
+    pub implementation: String,
+    pub size: ProblemSize,
+    pub warmup: u32,
+    pub samples: Vec<f64>,
+    /// Work per iteration in the unit's numerator (TFLOP, GB, tokens).
+    pub work: f64,
+    pub unit: &'static str,
+    pub peak: Option<f64>,
+    pub correctness: Correctness,
+    pub notes: Vec<String>,
+}
+
+/// Summarise samples into a [`Benchmark`]. No samples or a zero time is a failed check:
+/// a kernel that did no measurable work must never pass.
+pub fn finish(m: Measured) -> Benchmark {
+    let stats = stats::summarize(&m.samples);
+    let mut correctness = m.correctness;
+    let timed = stats.median_s.is_finite() && stats.median_s > 0.0 && m.work > 0.0;
+    if !timed && correctness.passed {
+        correctness.passed = false;
+        correctness.failure = Some("no timed work: zero iterations, zero time or zero work".into());
+    }
+    let value = if timed { m.work / stats.median_s } else { 0.0 };
+    Benchmark {
+        kernel: m.kernel,
+        dtype: m.dtype,
+        device: m.device,
+        device_name: m.device_name,
+        implementation: m.implementation,
+        size: m.size,
+        warmup_iterations: m.warmup,
+        iterations: m.samples.len() as u32,
+        samples_s: m.samples,
+        stats,
+        throughput: Throughput {
+            value,
+            unit: m.unit.to_string(),
+        },
+        peak: m.peak,
+        fraction_of_peak: m.peak.filter(|p| *p > 0.0 && timed).map(|p| value / p),
+        correctness,
+        notes: m.notes,
+    }
+}
+
+/// Why `bench` could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// Result of a run: the benchmarks and what the operator should know about the choices made.
+#[derive(Debug, Default)]
+pub struct BenchOutcome {
+    pub benchmarks: Vec<Benchmark>,
+    pub notes: Vec<String>,
+}
+
+/// Told about progress; the CLI shows a bar on a terminal.
+pub trait Progress: Sync {
+    /// `total` more items are planned.
+    fn start(&self, _total: usize) {}
+    /// An item begins.
+    fn item(&self, _label: &str) {}
+    /// The item ended.
+    fn advance(&self) {}
+    /// No more items.
+    fn finish(&self) {}
+}
+
+/// No progress display.
+pub struct Quiet;
+impl Progress for Quiet {}
+
+/// One unit of work of the plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Item {
+    kernel: Kernel,
+    dtype: Option<Dtype>,
+}
+
+fn items(opts: &BenchOptions, host_only: bool, notes: &mut Vec<String>) -> Vec<Item> {
+    let mut out = Vec::new();
+    for &kernel in &opts.kernels {
+        if host_only && matches!(kernel, Kernel::H2d | Kernel::D2h) {
+            notes.push(format!(
+                "{} skipped on the CPU: it measures host-device transfers",
+                kernel.as_str()
+            ));
+            continue;
+        }
+        if kernel.has_dtype() {
+            out.extend(opts.dtypes.iter().map(|&d| Item {
+                kernel,
+                dtype: Some(d),
+            }));
+        } else {
+            out.push(Item {
+                kernel,
+                dtype: None,
+            });
+        }
+    }
+    out
+}
+
+/// Run the benchmarks `opts` asks for, on the devices of `report`.
+pub fn run(
+    opts: &BenchOptions,
+    report: &Report,
+    progress: &dyn Progress,
+) -> Result<BenchOutcome, BenchError> {
+    let mut outcome = BenchOutcome::default();
+    let cuda_devices = report
+        .runtime(crate::report::RuntimeKind::Cuda)
+        .filter(|r| r.status == crate::report::RuntimeStatus::Loaded)
+        .and_then(|r| r.device_count)
+        .unwrap_or(0);
+    let run_cpu = match opts.device {
+        DeviceSel::Cpu | DeviceSel::All => true,
+        DeviceSel::Auto => {
+            if cuda_devices == 0 {
+                outcome
+                    .notes
+                    .push("no CUDA device found; --device auto fell back to the CPU".to_string());
+            }
+            cuda_devices == 0
+        }
+        DeviceSel::Cuda(n) => {
+            return Err(BenchError::Unavailable(if cuda_devices == 0 {
+                format!("--device cuda:{n}: no CUDA device is available (see `accelprobe report`); use --device cpu or auto")
+            } else if n >= cuda_devices {
+                format!("--device cuda:{n}: this node has {cuda_devices} CUDA device(s), cuda:0 to cuda:{}", cuda_devices - 1)
+            } else {
+                format!("--device cuda:{n}: the CUDA backend is not available in this build")
+            }))
+        }
+    };
+    if cuda_devices > 0 && opts.device != DeviceSel::Cpu {
+        outcome.notes.push(
+            "the CUDA backend is not available in this build; GPUs were not benchmarked"
+                .to_string(),
+        );
+    }
+    if run_cpu {
+        let plan = Plan::cpu(opts.profile).with_overrides(opts.size, opts.duration);
+        let work = items(opts, true, &mut outcome.notes);
+        progress.start(work.len());
+        let cpu = cpu::Cpu {
+            name: report.host.cpu_model.clone(),
+            seed: opts.seed,
+            injection: &opts.injection,
+        };
+        for item in work {
+            progress.item(&format!(
+                "cpu {} {}",
+                item.kernel.as_str(),
+                item.dtype.map_or("", Dtype::as_str)
+            ));
+            let b = match (item.kernel, item.dtype) {
+                (Kernel::Gemm, Some(d)) => {
+                    Some(cpu.gemm(d, (plan.gemm, plan.gemm, plan.gemm), &plan.budget))
+                }
+                (Kernel::Copy, _) => Some(cpu.copy(plan.copy_bytes, &plan.budget)),
+                (Kernel::Inference, Some(d)) => Some(cpu.inference(plan.block, d, &plan.budget)),
+                _ => None,
+            };
+            outcome.benchmarks.extend(b);
+            progress.advance();
+        }
+        progress.finish();
+    }
+    Ok(outcome)
+}

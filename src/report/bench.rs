@@ -1,0 +1,170 @@
+//! Benchmark results: what `accelprobe bench` adds to a report (`benchmarks[]`).
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A micro-kernel.
+#[derive(
+    Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq, Hash, PartialOrd, Ord,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Kernel {
+    /// C = A·B.
+    Gemm,
+    /// Device (or host) memory copy bandwidth.
+    Copy,
+    /// Host-to-device copy from pinned memory.
+    H2d,
+    /// Device-to-host copy into pinned memory.
+    D2h,
+    /// One transformer decoder block forward pass.
+    Inference,
+}
+
+impl Kernel {
+    pub const ALL: [Kernel; 5] = [
+        Kernel::Gemm,
+        Kernel::Copy,
+        Kernel::H2d,
+        Kernel::D2h,
+        Kernel::Inference,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kernel::Gemm => "gemm",
+            Kernel::Copy => "copy",
+            Kernel::H2d => "h2d",
+            Kernel::D2h => "d2h",
+            Kernel::Inference => "inference",
+        }
+    }
+
+    /// Whether the kernel's work depends on a number format.
+    pub fn has_dtype(self) -> bool {
+        matches!(self, Kernel::Gemm | Kernel::Inference)
+    }
+}
+
+/// Number format of a kernel's inputs.
+#[derive(
+    Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq, Hash, PartialOrd, Ord,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Dtype {
+    F32,
+    /// f32 storage, inputs rounded to TensorFloat-32 (10-bit mantissa) for the multiply.
+    Tf32,
+    F16,
+    Bf16,
+}
+
+impl Dtype {
+    pub const ALL: [Dtype; 4] = [Dtype::F32, Dtype::Tf32, Dtype::F16, Dtype::Bf16];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dtype::F32 => "f32",
+            Dtype::Tf32 => "tf32",
+            Dtype::F16 => "f16",
+            Dtype::Bf16 => "bf16",
+        }
+    }
+}
+
+/// Problem size; only the fields that apply to the kernel are set.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(default)]
+pub struct ProblemSize {
+    /// GEMM rows of A and C.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub m: Option<u64>,
+    /// GEMM columns of B and C.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub n: Option<u64>,
+    /// GEMM inner dimension.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub k: Option<u64>,
+    /// Bytes moved per iteration for copies (each byte read once and written once).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    /// Inference: tokens processed per forward pass.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<u64>,
+    /// Inference: model width.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hidden: Option<u64>,
+    /// Inference: attention heads.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heads: Option<u64>,
+    /// Inference: MLP width.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ffn: Option<u64>,
+}
+
+/// Summary of the per-iteration times, in seconds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct Stats {
+    pub median_s: f64,
+    pub p10_s: f64,
+    pub p90_s: f64,
+    pub mean_s: f64,
+    pub min_s: f64,
+    pub max_s: f64,
+    /// Coefficient of variation (standard deviation / mean).
+    pub cv: f64,
+}
+
+/// Throughput at the median time.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct Throughput {
+    pub value: f64,
+    /// `TFLOP/s`, `GB/s` or `tokens/s`.
+    pub unit: String,
+}
+
+/// Result of comparing the output with a reference computed in higher precision.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct Correctness {
+    pub passed: bool,
+    /// Largest error found, relative as described in `method`.
+    pub max_rel_error: Option<f64>,
+    /// The bound the error must stay under for this kernel and dtype.
+    pub bound: f64,
+    /// How the output was checked.
+    pub method: String,
+    /// Output elements compared one by one with the reference.
+    pub elements_checked: u64,
+    /// Why the check failed, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+}
+
+/// One measured kernel on one device.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct Benchmark {
+    pub kernel: Kernel,
+    /// Number format; `None` for copies.
+    pub dtype: Option<Dtype>,
+    /// `cpu` or `cuda:N`.
+    pub device: String,
+    /// Model of the device (`NVIDIA L40S`, the CPU model).
+    pub device_name: Option<String>,
+    /// Which code ran: `accelprobe-ptx`, `cublas`, `cpu-gemm`, ...
+    pub implementation: String,
+    pub size: ProblemSize,
+    pub warmup_iterations: u32,
+    pub iterations: u32,
+    /// Every timed iteration, in seconds, in the order they ran.
+    pub samples_s: Vec<f64>,
+    pub stats: Stats,
+    pub throughput: Throughput,
+    /// Datasheet peak of the device for this kernel and dtype, in the throughput's unit.
+    pub peak: Option<f64>,
+    /// Throughput / peak.
+    pub fraction_of_peak: Option<f64>,
+    pub correctness: Correctness,
+    /// Notes on how the numbers should be read (emulated formats, fallbacks).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
