@@ -276,33 +276,43 @@ pub fn bench(args: &BenchArgs, progress: &dyn bench::Progress) -> Result<Outcome
     } else {
         render::bench::table(&report, &outcome.notes)
     };
-    let failed: Vec<String> = report
+    let failed: Vec<&crate::report::Benchmark> = report
         .benchmarks
         .iter()
         .filter(|b| !b.correctness.passed)
-        .map(|b| {
-            format!(
-                "{} {} on {}",
-                b.kernel.as_str(),
-                b.dtype.map_or("", Dtype::as_str),
-                b.device
-            )
-        })
         .collect();
-    let (note, exit_code) = if failed.is_empty() {
-        (
+    let (note, exit_code) = match failed.first() {
+        None => (
             json.then(|| outcome.notes.join("; "))
                 .filter(|n| !n.is_empty()),
             EXIT_OK,
-        )
-    } else {
-        (
-            Some(format!(
-                "wrong results from {}; see the correctness fields",
-                failed.join(", ")
-            )),
-            EXIT_FAIL,
-        )
+        ),
+        Some(first) => {
+            let what: Vec<String> = failed
+                .iter()
+                .map(|b| {
+                    let dtype = b
+                        .dtype
+                        .map(|d| format!(" {}", d.as_str()))
+                        .unwrap_or_default();
+                    format!("{}{dtype} on {}", b.kernel.as_str(), b.device)
+                })
+                .collect();
+            let verb = if first.iterations == 0 {
+                "could not run"
+            } else {
+                "wrong results from"
+            };
+            (
+                Some(format!(
+                    "{verb} {} ({} benchmark(s) failed; first: {})",
+                    what.join(", "),
+                    failed.len(),
+                    first.correctness.failure.as_deref().unwrap_or("no detail")
+                )),
+                EXIT_FAIL,
+            )
+        }
     };
     Ok(Outcome {
         stdout,

@@ -211,3 +211,48 @@ fn a_cuda_ordinal_beyond_the_node_is_refused() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("cuda:0 to cuda:0"), "{}", stderr(&o));
 }
+
+#[test]
+fn a_broken_cuda_driver_fails_the_gpu_without_a_panic() {
+    // The fake CUDA driver answers device queries but has no context API: cudarc panics on
+    // the missing symbol, which must become a failed benchmark, exit 1.
+    let f = fakes();
+    let mut cmd = accelprobe();
+    f.serve(&mut cmd, "l4");
+    let o = cmd
+        .args([
+            "bench",
+            "--device",
+            "cuda:0",
+            "--kernel",
+            "gemm,copy",
+            "--dtype",
+            "f32",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert_eq!(e.lines().count(), 1, "{e}");
+    assert!(
+        e.contains("could not run") && e.contains("cuDevicePrimaryCtxRetain"),
+        "{e}"
+    );
+    assert!(!e.contains("panicked"));
+    let r = json(&o);
+    let b = r["benchmarks"].as_array().unwrap();
+    assert_eq!(b.len(), 2);
+    assert!(b
+        .iter()
+        .all(|x| x["device"] == "cuda:0" && x["correctness"]["passed"] == false));
+    // auto picks the GPU when CUDA lists one.
+    let mut cmd = accelprobe();
+    f.serve(&mut cmd, "l4");
+    let o = cmd
+        .args(["bench", "--kernel", "copy", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(json(&o)["benchmarks"][0]["device"], "cuda:0");
+}

@@ -11,11 +11,10 @@ use half::slice::HalfFloatSliceExt;
 use half::{bf16, f16};
 use rayon::prelude::*;
 
+use super::block::{self, At, Ops};
 use super::check::{check_gemm, Gemm};
-use super::data::{round_tf32, Inputs};
-use super::inference::{
-    forward_cpu, inference_bound, reference, relative_rms_error, Block, BlockShape,
-};
+use super::data::{round_tf32, round_to, Inputs};
+use super::inference::{inference_bound, matmul, reference, relative_rms_error, Block, BlockShape};
 use super::timing::{self, host_time, Budget};
 use super::{finish, Injection, Measured};
 use crate::report::{Benchmark, Correctness, Dtype, Kernel, ProblemSize};
@@ -59,9 +58,7 @@ impl Cpu<'_> {
         let b = inp.vec(k * n, storage, 1.0);
         let mut c = vec![f32::NAN; m * n];
         let threads = Self::threads();
-        let gemm = |a: &[f32], b: &[f32], c: &mut [f32]| {
-            super::inference::matmul(m, n, k, a, b, false, c, threads)
-        };
+        let gemm = |a: &[f32], b: &[f32], c: &mut [f32]| matmul(m, n, k, a, b, false, c, threads);
         let samples = match dtype {
             Dtype::F32 => timing::run::<()>(budget, || {
                 c.fill(f32::NAN);
@@ -218,9 +215,16 @@ impl Cpu<'_> {
     pub fn inference(&self, shape: BlockShape, dtype: Dtype, budget: &Budget) -> Benchmark {
         let blk = Block::random(shape, dtype, self.seed);
         let threads = Self::threads();
+        let mut ops = HostOps { dtype, threads };
+        let Ok(weights) = block::upload(&mut ops, &blk);
+        let Ok(mut scratch) = block::scratch(&mut ops, &blk);
         let mut out = Vec::new();
         let samples = timing::run::<()>(budget, || {
-            Ok(host_time(|| out = forward_cpu(&blk, threads)))
+            scratch.y.fill(f32::NAN);
+            Ok(host_time(|| {
+                let Ok(y) = block::forward(&mut ops, &blk, &weights, &mut scratch);
+                out.clone_from(y);
+            }))
         })
         .unwrap_or_default();
         self.injection.corrupt_f32(Kernel::Inference, &mut out);
@@ -268,5 +272,166 @@ pub fn check_inference(blk: &Block, out: &[f32], threads: usize) -> Correctness 
                 format!("output element {worst} is NaN or infinite")
             }
         }),
+    }
+}
+
+/// One forward pass of `blk` on the CPU, through the same [`block`] program the GPU runs.
+pub fn block_forward(blk: &Block, threads: usize) -> Vec<f32> {
+    let mut ops = HostOps {
+        dtype: blk.dtype,
+        threads,
+    };
+    let Ok(weights) = block::upload(&mut ops, blk);
+    let Ok(mut scratch) = block::scratch(&mut ops, blk);
+    let Ok(y) = block::forward(&mut ops, blk, &weights, &mut scratch);
+    y.clone()
+}
+
+/// [`Ops`] on host vectors: the CPU backend's transformer block.
+pub struct HostOps {
+    pub dtype: Dtype,
+    pub threads: usize,
+}
+
+impl HostOps {
+    fn rounded<'a>(&self, src: &'a [f32], n: usize, scratch: &'a mut Vec<f32>) -> &'a [f32] {
+        if self.dtype == Dtype::F32 {
+            return &src[..n];
+        }
+        scratch.clear();
+        scratch.extend(src[..n].iter().map(|&x| round_to(self.dtype, x)));
+        scratch
+    }
+}
+
+impl Ops for HostOps {
+    type Buf = Vec<f32>;
+    type Error = std::convert::Infallible;
+
+    fn upload(&mut self, data: &[f32]) -> Result<Vec<f32>, Self::Error> {
+        Ok(data.to_vec())
+    }
+
+    fn zeros(&mut self, n: usize) -> Result<Vec<f32>, Self::Error> {
+        Ok(vec![0.0; n])
+    }
+
+    fn download(&mut self, buf: &Vec<f32>) -> Result<Vec<f32>, Self::Error> {
+        Ok(buf.clone())
+    }
+
+    fn matmul(
+        &mut self,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: At<'_, Vec<f32>>,
+        b: At<'_, Vec<f32>>,
+        c: &mut Vec<f32>,
+    ) -> Result<(), Self::Error> {
+        let (mut sa, mut sb) = (Vec::new(), Vec::new());
+        let a = self.rounded(&a.0[a.1..], m * k, &mut sa);
+        let b = self.rounded(&b.0[b.1..], k * n, &mut sb);
+        matmul(m, n, k, a, b, false, c, self.threads);
+        Ok(())
+    }
+
+    fn layernorm(
+        &mut self,
+        rows: usize,
+        cols: usize,
+        x: &Vec<f32>,
+        gamma: &Vec<f32>,
+        beta: &Vec<f32>,
+        y: &mut Vec<f32>,
+    ) -> Result<(), Self::Error> {
+        for (xr, yr) in x[..rows * cols].chunks(cols).zip(y.chunks_mut(cols)) {
+            let mean = xr.iter().sum::<f32>() / cols as f32;
+            let var = xr.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / cols as f32;
+            let inv = 1.0 / (var + 1e-5).sqrt();
+            for (j, (xv, yv)) in xr.iter().zip(yr.iter_mut()).enumerate() {
+                *yv = (xv - mean) * inv * gamma[j] + beta[j];
+            }
+        }
+        Ok(())
+    }
+
+    fn add_bias(
+        &mut self,
+        rows: usize,
+        cols: usize,
+        x: &mut Vec<f32>,
+        bias: &Vec<f32>,
+    ) -> Result<(), Self::Error> {
+        for row in x[..rows * cols].chunks_mut(cols) {
+            for (v, b) in row.iter_mut().zip(bias) {
+                *v += b;
+            }
+        }
+        Ok(())
+    }
+
+    fn add(
+        &mut self,
+        n: usize,
+        a: &Vec<f32>,
+        b: &Vec<f32>,
+        out: &mut Vec<f32>,
+    ) -> Result<(), Self::Error> {
+        for ((o, x), y) in out[..n].iter_mut().zip(a).zip(b) {
+            *o = x + y;
+        }
+        Ok(())
+    }
+
+    fn gelu(&mut self, n: usize, x: &mut Vec<f32>) -> Result<(), Self::Error> {
+        let c = (2.0f32 / std::f32::consts::PI).sqrt();
+        for v in &mut x[..n] {
+            *v = 0.5 * *v * (1.0 + (c * (*v + 0.044715 * *v * *v * *v)).tanh());
+        }
+        Ok(())
+    }
+
+    fn softmax_causal(
+        &mut self,
+        rows: usize,
+        cols: usize,
+        s: &mut Vec<f32>,
+        scale: f32,
+    ) -> Result<(), Self::Error> {
+        for (r, row) in s[..rows * cols].chunks_mut(cols).enumerate() {
+            let live = (r + 1).min(cols);
+            let max = row[..live]
+                .iter()
+                .map(|v| v * scale)
+                .fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = 0.0;
+            for v in &mut row[..live] {
+                *v = (*v * scale - max).exp();
+                sum += *v;
+            }
+            for v in &mut row[..live] {
+                *v /= sum;
+            }
+            row[live..].fill(0.0);
+        }
+        Ok(())
+    }
+
+    fn transpose(
+        &mut self,
+        rows: usize,
+        cols: usize,
+        src: At<'_, Vec<f32>>,
+        out: (&mut Vec<f32>, usize),
+    ) -> Result<(), Self::Error> {
+        let (src, so) = src;
+        let (dst, doff) = out;
+        for r in 0..rows {
+            for c in 0..cols {
+                dst[doff + c * rows + r] = src[so + r * cols + c];
+            }
+        }
+        Ok(())
     }
 }

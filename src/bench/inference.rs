@@ -338,15 +338,10 @@ pub fn relative_rms_error(got: &[f32], reference: &[f64]) -> (f64, usize) {
     ((num / den).sqrt(), worst.1)
 }
 
-/// Convenience: the CPU forward pass in f32 with matmul inputs rounded to the block's dtype.
-pub fn forward_cpu(blk: &Block, threads: usize) -> Vec<f32> {
-    let dtype = blk.dtype;
-    forward::<f32>(blk, &move |v| round_to(dtype, v), threads)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bench::cpu::block_forward as forward_cpu;
 
     const SMALL: BlockShape = BlockShape {
         tokens: 19,

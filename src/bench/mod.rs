@@ -2,8 +2,10 @@
 //! transformer block, each timed after warm-up and checked against a higher-precision
 //! reference. Backends measure and return [`Benchmark`]s; nothing here prints.
 
+pub mod block;
 pub mod check;
 pub mod cpu;
+pub mod cuda;
 pub mod data;
 pub mod inference;
 pub mod peaks;
@@ -98,6 +100,56 @@ impl Plan {
                 warmup,
                 min_iterations: min,
                 max_iterations: 10_000,
+                duration: Duration::from_secs_f64(secs),
+            },
+        }
+    }
+
+    /// The GPU plan: `quick` stays under 15 s on one data-centre GPU.
+    pub fn gpu(profile: Profile) -> Plan {
+        let (gemm, copy, transfer, block, secs, warmup, min) = match profile {
+            Profile::Quick => (
+                4096,
+                1024 * MIB,
+                256 * MIB,
+                (512, 2048, 16, 8192),
+                0.3,
+                3,
+                10,
+            ),
+            Profile::Standard => (
+                8192,
+                2048 * MIB,
+                1024 * MIB,
+                (1024, 4096, 32, 16384),
+                1.0,
+                5,
+                20,
+            ),
+            Profile::Thorough => (
+                8192,
+                4096 * MIB,
+                2048 * MIB,
+                (2048, 4096, 32, 16384),
+                3.0,
+                10,
+                50,
+            ),
+        };
+        Plan {
+            gemm,
+            copy_bytes: copy,
+            transfer_bytes: transfer,
+            block: BlockShape {
+                tokens: block.0,
+                hidden: block.1,
+                heads: block.2,
+                ffn: block.3,
+            },
+            budget: Budget {
+                warmup,
+                min_iterations: min,
+                max_iterations: 100_000,
                 duration: Duration::from_secs_f64(secs),
             },
         }
@@ -285,6 +337,26 @@ fn items(opts: &BenchOptions, host_only: bool, notes: &mut Vec<String>) -> Vec<I
     out
 }
 
+/// The CUDA ordinals and names the report knows.
+fn cuda_devices(report: &Report) -> Vec<(usize, Option<String>)> {
+    let count = report
+        .runtime(crate::report::RuntimeKind::Cuda)
+        .filter(|r| r.status == crate::report::RuntimeStatus::Loaded)
+        .and_then(|r| r.device_count)
+        .unwrap_or(0) as usize;
+    (0..count)
+        .map(|ordinal| {
+            let name = report
+                .devices
+                .iter()
+                .filter_map(|d| d.cuda.as_ref())
+                .find(|c| c.ordinal as usize == ordinal)
+                .and_then(|c| c.name.clone());
+            (ordinal, name)
+        })
+        .collect()
+}
+
 /// Run the benchmarks `opts` asks for, on the devices of `report`.
 pub fn run(
     opts: &BenchOptions,
@@ -292,36 +364,36 @@ pub fn run(
     progress: &dyn Progress,
 ) -> Result<BenchOutcome, BenchError> {
     let mut outcome = BenchOutcome::default();
-    let cuda_devices = report
-        .runtime(crate::report::RuntimeKind::Cuda)
-        .filter(|r| r.status == crate::report::RuntimeStatus::Loaded)
-        .and_then(|r| r.device_count)
-        .unwrap_or(0);
-    let run_cpu = match opts.device {
-        DeviceSel::Cpu | DeviceSel::All => true,
-        DeviceSel::Auto => {
-            if cuda_devices == 0 {
-                outcome
-                    .notes
-                    .push("no CUDA device found; --device auto fell back to the CPU".to_string());
-            }
-            cuda_devices == 0
+    let gpus = cuda_devices(report);
+    let (run_cpu, gpus): (bool, Vec<(usize, Option<String>)>) = match opts.device {
+        DeviceSel::Cpu => (true, Vec::new()),
+        DeviceSel::All => (true, gpus),
+        DeviceSel::Auto if gpus.is_empty() => {
+            outcome
+                .notes
+                .push("no CUDA device found; --device auto fell back to the CPU".to_string());
+            (true, Vec::new())
         }
+        DeviceSel::Auto => (false, gpus),
         DeviceSel::Cuda(n) => {
-            return Err(BenchError::Unavailable(if cuda_devices == 0 {
-                format!("--device cuda:{n}: no CUDA device is available (see `accelprobe report`); use --device cpu or auto")
-            } else if n >= cuda_devices {
-                format!("--device cuda:{n}: this node has {cuda_devices} CUDA device(s), cuda:0 to cuda:{}", cuda_devices - 1)
-            } else {
-                format!("--device cuda:{n}: the CUDA backend is not available in this build")
-            }))
+            let n = n as usize;
+            if gpus.is_empty() {
+                return Err(BenchError::Unavailable(format!(
+                    "--device cuda:{n}: no CUDA device is available (see `accelprobe report`); use --device cpu or auto"
+                )));
+            }
+            if n >= gpus.len() {
+                return Err(BenchError::Unavailable(format!(
+                    "--device cuda:{n}: this node has {} CUDA device(s), cuda:0 to cuda:{}",
+                    gpus.len(),
+                    gpus.len() - 1
+                )));
+            }
+            (false, vec![gpus[n].clone()])
         }
     };
-    if cuda_devices > 0 && opts.device != DeviceSel::Cpu {
-        outcome.notes.push(
-            "the CUDA backend is not available in this build; GPUs were not benchmarked"
-                .to_string(),
-        );
+    if !gpus.is_empty() {
+        run_gpus(opts, &gpus, progress, &mut outcome);
     }
     if run_cpu {
         let plan = Plan::cpu(opts.profile).with_overrides(opts.size, opts.duration);
@@ -352,4 +424,86 @@ pub fn run(
         progress.finish();
     }
     Ok(outcome)
+}
+
+/// Every GPU at once, one worker thread each, under a deadline derived from the plan.
+fn run_gpus(
+    opts: &BenchOptions,
+    gpus: &[(usize, Option<String>)],
+    progress: &dyn Progress,
+    outcome: &mut BenchOutcome,
+) {
+    let plan = Plan::gpu(opts.profile).with_overrides(opts.size, opts.duration);
+    let mut notes = Vec::new();
+    let work: Vec<(Kernel, Option<Dtype>)> = items(opts, false, &mut notes)
+        .into_iter()
+        .map(|i| (i.kernel, i.dtype))
+        .collect();
+    outcome.notes.extend(notes);
+    progress.start(gpus.len());
+    // Generous: every item's budget three times over, plus setup and reference checks.
+    let deadline = std::time::Instant::now()
+        + plan.budget.duration * (3 * work.len() as u32 + 3)
+        + Duration::from_secs(120 + 10 * work.len() as u64);
+    let slots: Vec<_> = gpus
+        .iter()
+        .map(|(ordinal, name)| {
+            let (ordinal, name, work, seed, injection) = (
+                *ordinal,
+                name.clone(),
+                work.clone(),
+                opts.seed,
+                opts.injection.clone(),
+            );
+            crate::probe::guard::spawn_worker(
+                &format!("bench-gpu{ordinal}"),
+                (Vec::new(), Vec::new()),
+                move |slot| {
+                    let job = cuda::GpuJob {
+                        seed,
+                        injection: &injection,
+                        budget: plan.budget,
+                    };
+                    let result = cuda::run_gpu(ordinal, name, &work, &plan, &job);
+                    slot.update(|s| *s = result);
+                },
+            )
+        })
+        .collect();
+    for ((ordinal, _), slot) in gpus.iter().zip(slots) {
+        progress.item(&format!("cuda:{ordinal}"));
+        let out = slot.wait_until(deadline);
+        let (benches, notes) = out.value;
+        outcome.benchmarks.extend(benches);
+        outcome.notes.extend(notes);
+        if out.stuck_in.is_some() {
+            outcome.notes.push(format!(
+                "cuda:{ordinal} did not finish before the deadline; its results are missing"
+            ));
+            outcome.benchmarks.push(finish(Measured {
+                kernel: Kernel::Gemm,
+                dtype: None,
+                device: format!("cuda:{ordinal}"),
+                device_name: None,
+                implementation: "accelprobe-ptx".into(),
+                size: ProblemSize::default(),
+                warmup: 0,
+                samples: Vec::new(),
+                work: 0.0,
+                unit: "",
+                peak: None,
+                correctness: Correctness {
+                    passed: false,
+                    max_rel_error: None,
+                    bound: 0.0,
+                    method: "not run".into(),
+                    elements_checked: 0,
+                    failure: Some("the GPU did not finish its benchmarks before the deadline (hung kernel or driver)".into()),
+                },
+                notes: Vec::new(),
+            }));
+        }
+        progress.advance();
+    }
+    progress.finish();
 }

@@ -7,7 +7,7 @@ use crate::report::{Benchmark, Report};
 /// Seconds in the most readable unit.
 fn duration(s: f64) -> String {
     if !s.is_finite() {
-        "N/A".to_string()
+        "-".to_string()
     } else if s >= 1.0 {
         format!("{s:.3} s")
     } else if s >= 1e-3 {
@@ -32,6 +32,9 @@ fn size(b: &Benchmark) -> String {
 }
 
 fn throughput(b: &Benchmark) -> String {
+    if b.iterations == 0 {
+        return "-".to_string();
+    }
     let v = b.throughput.value;
     let text = if v >= 100.0 {
         format!("{v:.0}")
@@ -62,7 +65,17 @@ pub fn table(report: &Report, notes: &[String]) -> String {
         "device", "kernel", "dtype", "size", "median", "p10 .. p90", "cv", "throughput", "% peak",
     );
     for b in &report.benchmarks {
-        let spread = format!("{} .. {}", duration(b.stats.p10_s), duration(b.stats.p90_s));
+        let ran = b.iterations > 0;
+        let spread = if ran {
+            format!("{} .. {}", duration(b.stats.p10_s), duration(b.stats.p90_s))
+        } else {
+            "-".to_string()
+        };
+        let cv = if ran && b.stats.cv.is_finite() {
+            format!("{:.1}%", b.stats.cv * 100.0)
+        } else {
+            "-".to_string()
+        };
         let peak = b
             .fraction_of_peak
             .map_or_else(|| "-".to_string(), |f| format!("{:.1}%", f * 100.0));
@@ -75,7 +88,7 @@ pub fn table(report: &Report, notes: &[String]) -> String {
             size(b),
             duration(b.stats.median_s),
             spread,
-            format!("{:.1}%", b.stats.cv * 100.0),
+            cv,
             throughput(b),
             peak,
             check(b),

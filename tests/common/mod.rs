@@ -70,11 +70,15 @@ pub fn fakes() -> &'static Fakes {
     FAKES.get_or_init(build_fakes)
 }
 
-/// The `accelprobe` binary with no `ACCELPROBE_*` variable, no `LD_LIBRARY_PATH` and no
+/// The `accelprobe` binary (or `$ACCELPROBE_BIN`) with no `ACCELPROBE_*` variable, no `LD_LIBRARY_PATH` and no
 /// downward-API variables (`NODE_NAME`, `POD_NAME`, `POD_NAMESPACE`) from the test's
 /// environment.
 pub fn accelprobe() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_accelprobe"));
+    // ACCELPROBE_BIN lets prebuilt test executables run on another machine (the GPU check).
+    let bin = std::env::var_os("ACCELPROBE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_accelprobe")));
+    let mut cmd = Command::new(bin);
     for (key, _) in std::env::vars_os() {
         if key.to_str().is_some_and(|k| k.starts_with("ACCELPROBE_")) {
             cmd.env_remove(&key);
