@@ -186,6 +186,7 @@ fn bad_arguments_exit_2_with_one_line() {
         &["--profile", "slow"],
         &["--format", "csv"],
         &["--duration", "forever"],
+        &["--device", "cpu", "--kernel", "gemm", "--size", "65536"],
     ];
     for args in cases {
         let o = bench(args, &[]);

@@ -51,6 +51,28 @@ pub struct Gemm<'a> {
     pub output: Dtype,
 }
 
+impl<'a> Gemm<'a> {
+    /// A GEMM whose kernel wrote C in f32 (every accelprobe kernel does).
+    pub fn f32_output(
+        (m, n, k): (usize, usize, usize),
+        a: &'a [f32],
+        b: &'a [f32],
+        c: &'a [f32],
+        dtype: Dtype,
+    ) -> Self {
+        Gemm {
+            m,
+            n,
+            k,
+            a,
+            b,
+            c,
+            dtype,
+            output: Dtype::F32,
+        }
+    }
+}
+
 /// Check a GEMM result; `seed` picks the sampled elements and the checksum vector.
 pub fn check_gemm(g: &Gemm<'_>, seed: u64) -> Correctness {
     let bound = gemm_bound(g.dtype);

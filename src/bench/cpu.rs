@@ -19,6 +19,31 @@ use super::timing::{self, host_time, Budget};
 use super::{finish, Injection, Measured};
 use crate::report::{Benchmark, Correctness, Dtype, Kernel, ProblemSize};
 
+/// Time a GEMM whose inputs are stored as f16 or bf16 and widened to f32 in each iteration.
+fn half_gemm<T: Copy + Send + Sync>(
+    a: &[f32],
+    b: &[f32],
+    narrow: fn(f32) -> T,
+    budget: &Budget,
+    c: &mut [f32],
+    gemm: impl Fn(&[f32], &[f32], &mut [f32]),
+) -> Result<Vec<f64>, ()>
+where
+    [T]: HalfFloatSliceExt,
+{
+    let a16: Vec<T> = a.iter().map(|&x| narrow(x)).collect();
+    let b16: Vec<T> = b.iter().map(|&x| narrow(x)).collect();
+    let (mut aw, mut bw) = (vec![0.0f32; a.len()], vec![0.0f32; b.len()]);
+    timing::run::<()>(budget, || {
+        c.fill(f32::NAN);
+        Ok(host_time(|| {
+            widen(&a16, &mut aw, |s, d| s.convert_to_f32_slice(d));
+            widen(&b16, &mut bw, |s, d| s.convert_to_f32_slice(d));
+            gemm(&aw, &bw, c);
+        }))
+    })
+}
+
 /// What every CPU benchmark shares.
 pub struct Cpu<'a> {
     pub name: Option<String>,
@@ -80,48 +105,12 @@ impl Cpu<'_> {
                     }))
                 })
             }
-            Dtype::F16 => {
-                let a16: Vec<f16> = a.iter().map(|&x| f16::from_f32(x)).collect();
-                let b16: Vec<f16> = b.iter().map(|&x| f16::from_f32(x)).collect();
-                let (mut aw, mut bw) = (vec![0.0f32; a.len()], vec![0.0f32; b.len()]);
-                timing::run::<()>(budget, || {
-                    c.fill(f32::NAN);
-                    Ok(host_time(|| {
-                        widen(&a16, &mut aw, |s, d| s.convert_to_f32_slice(d));
-                        widen(&b16, &mut bw, |s, d| s.convert_to_f32_slice(d));
-                        gemm(&aw, &bw, &mut c);
-                    }))
-                })
-            }
-            Dtype::Bf16 => {
-                let a16: Vec<bf16> = a.iter().map(|&x| bf16::from_f32(x)).collect();
-                let b16: Vec<bf16> = b.iter().map(|&x| bf16::from_f32(x)).collect();
-                let (mut aw, mut bw) = (vec![0.0f32; a.len()], vec![0.0f32; b.len()]);
-                timing::run::<()>(budget, || {
-                    c.fill(f32::NAN);
-                    Ok(host_time(|| {
-                        widen(&a16, &mut aw, |s, d| s.convert_to_f32_slice(d));
-                        widen(&b16, &mut bw, |s, d| s.convert_to_f32_slice(d));
-                        gemm(&aw, &bw, &mut c);
-                    }))
-                })
-            }
+            Dtype::F16 => half_gemm(&a, &b, f16::from_f32, budget, &mut c, gemm),
+            Dtype::Bf16 => half_gemm(&a, &b, bf16::from_f32, budget, &mut c, gemm),
         }
         .unwrap_or_default();
         self.injection.corrupt_f32(Kernel::Gemm, &mut c);
-        let correctness = check_gemm(
-            &Gemm {
-                m,
-                n,
-                k,
-                a: &a,
-                b: &b,
-                c: &c,
-                dtype,
-                output: Dtype::F32,
-            },
-            self.seed,
-        );
+        let correctness = check_gemm(&Gemm::f32_output((m, n, k), &a, &b, &c, dtype), self.seed);
         let mut notes = Vec::new();
         if dtype != Dtype::F32 {
             notes.push(format!(

@@ -482,19 +482,7 @@ impl GpuJob<'_> {
             Some(e) => failed(e),
             None => {
                 self.injection.corrupt_f32(Kernel::Gemm, &mut c);
-                check_gemm(
-                    &Gemm {
-                        m,
-                        n,
-                        k,
-                        a: &a,
-                        b: &b,
-                        c: &c,
-                        dtype,
-                        output: Dtype::F32,
-                    },
-                    self.seed,
-                )
+                check_gemm(&Gemm::f32_output((m, n, k), &a, &b, &c, dtype), self.seed)
             }
         };
         Ok(finish(Measured {

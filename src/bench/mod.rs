@@ -80,66 +80,40 @@ const MIB: usize = 1 << 20;
 
 impl Plan {
     /// The CPU plan: `quick` stays under 5 s for every kernel and dtype on two cores.
+    #[rustfmt::skip]
     pub fn cpu(profile: Profile) -> Plan {
-        let (gemm, copy, block, secs, warmup, min) = match profile {
-            Profile::Quick => (1024, 64 * MIB, (128, 512, 8, 2048), 0.25, 1, 3),
-            Profile::Standard => (2048, 256 * MIB, (256, 1024, 16, 4096), 1.0, 2, 5),
-            Profile::Thorough => (4096, 1024 * MIB, (512, 2048, 16, 8192), 3.0, 3, 10),
-        };
-        Plan {
-            gemm,
-            copy_bytes: copy,
-            transfer_bytes: 0,
-            block: BlockShape {
-                tokens: block.0,
-                hidden: block.1,
-                heads: block.2,
-                ffn: block.3,
-            },
-            budget: Budget {
-                warmup,
-                min_iterations: min,
-                max_iterations: 10_000,
-                duration: Duration::from_secs_f64(secs),
-            },
+        match profile {
+            Profile::Quick => Plan::row(1024, 64 * MIB, 0, (128, 512, 8, 2048), 0.25, 1, 3),
+            Profile::Standard => Plan::row(2048, 256 * MIB, 0, (256, 1024, 16, 4096), 1.0, 2, 5),
+            Profile::Thorough => Plan::row(4096, 1024 * MIB, 0, (512, 2048, 16, 8192), 3.0, 3, 10),
         }
     }
 
     /// The GPU plan: `quick` stays under 15 s on one data-centre GPU.
+    #[rustfmt::skip]
     pub fn gpu(profile: Profile) -> Plan {
-        let (gemm, copy, transfer, block, secs, warmup, min) = match profile {
-            Profile::Quick => (
-                4096,
-                1024 * MIB,
-                256 * MIB,
-                (512, 2048, 16, 8192),
-                0.3,
-                3,
-                10,
-            ),
-            Profile::Standard => (
-                8192,
-                2048 * MIB,
-                1024 * MIB,
-                (1024, 4096, 32, 16384),
-                1.0,
-                5,
-                20,
-            ),
-            Profile::Thorough => (
-                8192,
-                4096 * MIB,
-                2048 * MIB,
-                (2048, 4096, 32, 16384),
-                3.0,
-                10,
-                50,
-            ),
-        };
+        match profile {
+            Profile::Quick => Plan::row(4096, 1024 * MIB, 256 * MIB, (512, 2048, 16, 8192), 0.3, 3, 10),
+            Profile::Standard => Plan::row(8192, 2048 * MIB, 1024 * MIB, (1024, 4096, 32, 16384), 1.0, 5, 20),
+            Profile::Thorough => Plan::row(8192, 4096 * MIB, 2048 * MIB, (2048, 4096, 32, 16384), 3.0, 10, 50),
+        }
+    }
+
+    /// One row of a plan table: sizes, block shape (tokens, hidden, heads, ffn), timed seconds
+    /// per benchmark, warm-up and minimum iterations.
+    fn row(
+        gemm: usize,
+        copy_bytes: usize,
+        transfer_bytes: usize,
+        block: (usize, usize, usize, usize),
+        secs: f64,
+        warmup: u32,
+        min: u32,
+    ) -> Plan {
         Plan {
             gemm,
-            copy_bytes: copy,
-            transfer_bytes: transfer,
+            copy_bytes,
+            transfer_bytes,
             block: BlockShape {
                 tokens: block.0,
                 hidden: block.1,
@@ -152,6 +126,26 @@ impl Plan {
                 max_iterations: 100_000,
                 duration: Duration::from_secs_f64(secs),
             },
+        }
+    }
+
+    /// Host memory the CPU backend needs at most for one benchmark of `kernel`, in bytes.
+    pub fn cpu_bytes(&self, kernel: Kernel) -> u128 {
+        let f = 4u128;
+        match kernel {
+            // A, B, C plus widened copies of A and B, plus half-precision copies.
+            Kernel::Gemm => 7 * (self.gemm as u128).pow(2) * f,
+            Kernel::Copy => 2 * self.copy_bytes as u128,
+            Kernel::Inference => {
+                let (t, d, ff) = (
+                    self.block.tokens as u128,
+                    self.block.hidden as u128,
+                    self.block.ffn as u128,
+                );
+                // Weights twice (the block and the host program), activations, f64 reference.
+                2 * (4 * d * d + 2 * d * ff) * f + t * (10 * d + ff + t) * f * 3
+            }
+            Kernel::H2d | Kernel::D2h => 0,
         }
     }
 
@@ -397,6 +391,7 @@ pub fn run(
     }
     if run_cpu {
         let plan = Plan::cpu(opts.profile).with_overrides(opts.size, opts.duration);
+        check_host_memory(&plan, &opts.kernels)?;
         let work = items(opts, true, &mut outcome.notes);
         progress.start(work.len());
         let cpu = cpu::Cpu {
@@ -424,6 +419,36 @@ pub fn run(
         progress.finish();
     }
     Ok(outcome)
+}
+
+/// Refuse a plan that would not fit in the host's available memory (an allocation failure
+/// aborts the process instead of reporting).
+fn check_host_memory(plan: &Plan, kernels: &[Kernel]) -> Result<(), BenchError> {
+    let available = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            let line = m
+                .lines()
+                .find(|l| l.starts_with("MemAvailable:"))?
+                .to_string();
+            line.split_whitespace().nth(1)?.parse::<u128>().ok()
+        })
+        .map(|kib| kib * 1024);
+    let Some(available) = available else {
+        return Ok(());
+    };
+    for &k in kernels {
+        let need = plan.cpu_bytes(k);
+        if need > available * 9 / 10 {
+            return Err(BenchError::Unavailable(format!(
+                "{} at this size needs about {:.1} GiB of memory and {:.1} GiB are available; use a smaller --size",
+                k.as_str(),
+                need as f64 / (1u128 << 30) as f64,
+                available as f64 / (1u128 << 30) as f64
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Every GPU at once, one worker thread each, under a deadline derived from the plan.
