@@ -16,6 +16,17 @@ BIN="${ACCELPROBE_BIN:-target/release/accelprobe}"
 OUT="${OUT:-$(mktemp -d)}"
 export ACCELPROBE_BIN="$(realpath "$BIN")"
 status=0
+# cuBLAS: use the system's if the loader finds it, else the one PyTorch's wheels ship.
+if ! ldconfig -p 2>/dev/null | grep -q 'libcublas\.so'; then
+    torch_cublas=$(python3 -c 'import nvidia.cublas, os; print(os.path.join(list(nvidia.cublas.__path__)[0], "lib"))' 2>/dev/null || true)
+    if [ -n "$torch_cublas" ] && [ -d "$torch_cublas" ]; then
+        export LD_LIBRARY_PATH="$torch_cublas${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+        echo "cuBLAS from PyTorch's wheel: $torch_cublas"
+    else
+        echo "warning: no libcublas found; the cuBLAS column will be empty"
+    fi
+fi
+export ACCELPROBE_KEEP_LD_LIBRARY_PATH=1
 
 echo "== accelprobe report"
 "$BIN" report || status=1
@@ -88,12 +99,16 @@ for n in sorted({b["size"]["m"] for b in rows}):
         ok = all(b["correctness"]["passed"] for b in own + cub)
         bad |= not ok
         t = torch_gemm(n, dtype)
-        print(f"{'gemm':<8}{dtype:<6}{n:>6} {o:>10.1f} {c:>12.1f} {t:>11.1f} {o / c:>11.2f} {c / t:>13.2f} {str(ok):>7}")
+        ratio = lambda x, y: f"{x / y:.2f}" if x > 0 and y > 0 and x == x and y == y else "-"
+        print(f"{'gemm':<8}{dtype:<6}{n:>6} {o:>10.1f} {c:>12.1f} {t:>11.1f} {ratio(o, c):>11} {ratio(c, t):>13} {str(ok):>7}")
 copy = json.load(open(f"{out}/copy.json"))["benchmarks"][0]
 mib = copy["size"]["bytes"] // 2**20
 tc = torch_copy(mib)
 oc = copy["throughput"]["value"]
-print(f"{'copy':<8}{'-':<6}{mib:>5}M {oc:>9.0f}GB/s {'':>12} {tc:>9.0f}GB/s {'':>11} {'own/torch %.2f' % (oc / tc):>13} {str(copy['correctness']['passed']):>7}")
+own_torch = f"{oc / tc:.2f}" if oc > 0 and tc > 0 else "-"
+print(f"{'copy':<8}{'-':<6}{mib:>5}M {oc:>9.0f}GB/s {'':>12} {tc:>9.0f}GB/s {'':>11} {'own/torch ' + own_torch:>13} {str(copy['correctness']['passed']):>7}")
+if not any(b["implementation"] == "cublas" for b in rows):
+    print("warning: no cuBLAS measurement (libcublas not found)")
 sys.exit(1 if bad or not copy["correctness"]["passed"] else 0)
 PY
 echo

@@ -20,6 +20,11 @@ pub trait Ops {
     fn upload(&mut self, data: &[f32]) -> Result<Self::Buf, Self::Error>;
     fn zeros(&mut self, n: usize) -> Result<Self::Buf, Self::Error>;
     fn download(&mut self, buf: &Self::Buf) -> Result<Vec<f32>, Self::Error>;
+    /// `buf` never changes from now on (a weight): a backend may keep derived forms of it,
+    /// such as a half-precision copy, instead of converting it in every pass.
+    fn constant(&mut self, _buf: &Self::Buf) -> Result<(), Self::Error> {
+        Ok(())
+    }
 
     /// C (m×n) = A (m×k) · B (k×n).
     fn matmul(
@@ -60,7 +65,8 @@ pub trait Ops {
     ) -> Result<(), Self::Error>;
     /// x = GELU(x) (tanh form), elementwise over n.
     fn gelu(&mut self, n: usize, x: &mut Self::Buf) -> Result<(), Self::Error>;
-    /// s = softmax(scale · s) per row, with s[r][c] for c > r masked out.
+    /// s = softmax(scale · s) per row, with s[r][c] masked out for c > (r mod cols), so
+    /// stacked square blocks each get their own causal mask.
     fn softmax_causal(
         &mut self,
         rows: usize,
@@ -103,7 +109,11 @@ fn split_columns(w: &[f32], d: usize, part: usize) -> Vec<f32> {
 /// Put the block's parameters and input on the device.
 pub fn upload<O: Ops>(ops: &mut O, blk: &Block) -> Result<Weights<O::Buf>, O::Error> {
     let d = blk.shape.hidden;
-    let mut up = |v: &[f32]| ops.upload(v);
+    let mut up = |v: &[f32]| -> Result<O::Buf, O::Error> {
+        let b = ops.upload(v)?;
+        ops.constant(&b)?;
+        Ok(b)
+    };
     Ok(Weights {
         x: up(&blk.x)?,
         ln1: (up(&blk.ln1.0)?, up(&blk.ln1.1)?),

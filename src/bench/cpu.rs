@@ -389,7 +389,8 @@ impl Ops for HostOps {
         scale: f32,
     ) -> Result<(), Self::Error> {
         for (r, row) in s[..rows * cols].chunks_mut(cols).enumerate() {
-            let live = (r + 1).min(cols);
+            // Query position r mod cols: the same mask as the GPU kernel's.
+            let live = (r % cols.max(1)) + 1;
             let max = row[..live]
                 .iter()
                 .map(|v| v * scale)

@@ -108,6 +108,8 @@ pub struct Gpu {
     ctx: Arc<CudaContext>,
     stream: Arc<CudaStream>,
     modules: HashMap<&'static str, Arc<CudaModule>>,
+    /// One cuBLAS handle per GPU, made on first use.
+    blas: Option<cudarc::cublas::CudaBlas>,
 }
 
 const BLOCK_1D: u32 = 256;
@@ -158,6 +160,7 @@ impl Gpu {
                 ctx,
                 stream,
                 modules: HashMap::new(),
+                blas: None,
             };
             if gpu.cc < 70 {
                 return Err(GpuError::Unsupported(format!(
@@ -245,6 +248,19 @@ impl Gpu {
         Ok(())
     }
 
+    /// The GPU's cuBLAS handle, created on first use.
+    fn cublas_handle(&mut self) -> R<cudarc::cublas::sys::cublasHandle_t> {
+        if self.blas.is_none() {
+            let blas = cudarc::cublas::CudaBlas::new(self.stream.clone())
+                .map_err(|e| GpuError::Driver(format!("cuBLAS: {e:?}")))?;
+            self.blas = Some(blas);
+        }
+        match &self.blas {
+            Some(b) => Ok(*b.handle()),
+            None => Err(GpuError::Driver("cuBLAS handle missing".into())),
+        }
+    }
+
     fn peak(&self, kernel: Kernel, dtype: Option<Dtype>) -> Option<f64> {
         self.name
             .as_deref()
@@ -311,7 +327,7 @@ impl Gpu {
     }
 
     fn launch_gemm(
-        &mut self,
+        &self,
         f: &CudaFunction,
         (m, n, k): (usize, usize, usize),
         ops: &Operands,
@@ -432,44 +448,20 @@ impl GpuJob<'_> {
         let run = || -> R<(Vec<f64>, Vec<f32>)> {
             let ops = gpu.upload_operands(dtype, &a, &b)?;
             let mut c = gpu.stream.alloc_zeros::<f32>(m * n)?;
-            let samples;
-            if use_cublas {
-                let blas = cudarc::cublas::CudaBlas::new(gpu.stream.clone())
-                    .map_err(|e| GpuError::Driver(format!("cuBLAS: {e:?}")))?;
-                let handle = *blas.handle();
-                samples = timing::run(&self.budget, || {
+            let samples = if use_cublas {
+                let handle = gpu.cublas_handle()?;
+                timing::run(&self.budget, || {
                     gpu.fill_nan(&mut c)?;
                     gpu.timed(|| gpu.cublas_gemm(handle, dtype, (m, n, k), &ops, &mut c))
-                })?;
-                drop(blas);
+                })?
             } else {
                 let (module, name) = gemm_kernel(dtype, gpu.cc)?;
                 let f = gpu.function(module, name)?;
-                let mut s = Vec::new();
-                for _ in 0..self.budget.warmup {
-                    gpu.launch_gemm(&f, (m, n, k), &ops, &mut c)?;
-                }
-                let budget = Budget {
-                    warmup: 0,
-                    ..self.budget
-                };
-                let started = std::time::Instant::now();
-                while (s.len() as u32) < budget.max_iterations
-                    && ((s.len() as u32) < budget.min_iterations
-                        || started.elapsed() < budget.duration)
-                {
+                timing::run(&self.budget, || {
                     gpu.fill_nan(&mut c)?;
-                    let start = gpu
-                        .stream
-                        .record_event(Some(CUevent_flags::CU_EVENT_DEFAULT))?;
-                    gpu.launch_gemm(&f, (m, n, k), &ops, &mut c)?;
-                    let end = gpu
-                        .stream
-                        .record_event(Some(CUevent_flags::CU_EVENT_DEFAULT))?;
-                    s.push(f64::from(start.elapsed_ms(&end)?) / 1e3);
-                }
-                samples = s;
-            }
+                    gpu.timed(|| gpu.launch_gemm(&f, (m, n, k), &ops, &mut c))
+                })?
+            };
             let host = gpu.stream.clone_dtoh(&c)?;
             Ok((samples, host))
         };
@@ -518,7 +510,8 @@ impl GpuJob<'_> {
             let src = gpu.stream.clone_htod(&src_host)?;
             let mut dst = gpu.stream.alloc_zeros::<u32>(words)?;
             let n = n4 as u64;
-            let blocks = (gpu.ctx.attribute(cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)?.max(1) as u32) * 8;
+            // A few waves of resident blocks (8 per SM of 256 threads), as the kernel suggests.
+            let blocks = (gpu.ctx.attribute(cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)?.max(1) as u32) * 8 * 4;
             let cfg = LaunchConfig {
                 grid_dim: (blocks.min(grid_1d(n4)), 1, 1),
                 block_dim: (BLOCK_1D, 1, 1),
@@ -543,9 +536,7 @@ impl GpuJob<'_> {
         let correctness = match &failure {
             Some(e) => failed(e),
             None => {
-                let mut as64: Vec<u64> = dst.iter().map(|&w| u64::from(w)).collect();
-                self.injection.corrupt_u64(Kernel::Copy, &mut as64);
-                dst = as64.iter().map(|&w| w as u32).collect();
+                self.injection.corrupt_u32(Kernel::Copy, &mut dst);
                 exact_compare(&dst, &src_host, "destination zeroed before each run, then compared word by word with the source")
             }
         };
@@ -593,6 +584,9 @@ impl GpuJob<'_> {
                     pinned.as_mut_slice()?.fill(0);
                     gpu.timed(|| Ok(gpu.stream.memcpy_dtoh(&dev, &mut pinned)?))
                 })?;
+                // With only the default stream cudarc does not track the pinned buffer: this
+                // synchronize is what makes reading it safe (the fill above is safe because
+                // elapsed_ms synchronized both events of the previous iteration).
                 gpu.stream.synchronize()?;
                 Ok((samples, pinned.as_slice()?.to_vec()))
             }
@@ -604,9 +598,7 @@ impl GpuJob<'_> {
         let correctness = match &failure {
             Some(e) => failed(e),
             None => {
-                let mut as64: Vec<u64> = got.iter().map(|&w| u64::from(w)).collect();
-                self.injection.corrupt_u64(kernel, &mut as64);
-                got = as64.iter().map(|&w| w as u32).collect();
+                self.injection.corrupt_u32(kernel, &mut got);
                 exact_compare(&got, &data, "destination zeroed before each run, then compared word by word with the source")
             }
         };
@@ -719,13 +711,28 @@ pub fn exact_compare(got: &[u32], want: &[u32], method: &str) -> Correctness {
 /// [`Ops`] on a GPU with accelprobe's kernels.
 struct CudaOps<'g> {
     gpu: &'g mut Gpu,
-    dtype: Dtype,
-    /// Half-precision copies of GEMM operands.
+    /// Half-precision scratch copies of GEMM operands that change between passes.
     half_a: CudaSlice<u16>,
     half_b: CudaSlice<u16>,
+    /// Half-precision copies of constant operands (weights), made once.
+    half_cache: HashMap<(u64, usize, usize), CudaSlice<u16>>,
+    /// Device addresses of buffers declared constant.
+    constants: std::collections::HashSet<u64>,
     gemm: CudaFunction,
     to_half: Option<CudaFunction>,
+    /// The transformer kernels, looked up once so a pass times GPU work, not lookups.
+    fns: HashMap<&'static str, CudaFunction>,
 }
+
+/// The transformer module's kernels the block uses.
+const BLOCK_KERNELS: &[&str] = &[
+    "layernorm_f32",
+    "add_bias_f32",
+    "add_f32",
+    "gelu_tanh_f32",
+    "softmax_causal_f32",
+    "transpose_f32",
+];
 
 impl<'g> CudaOps<'g> {
     fn new(gpu: &'g mut Gpu, dtype: Dtype) -> R<CudaOps<'g>> {
@@ -736,42 +743,85 @@ impl<'g> CudaOps<'g> {
             Dtype::Bf16 => Some(gpu.function("transformer", "f32_to_bf16")?),
             _ => None,
         };
+        let mut fns = HashMap::new();
+        for k in BLOCK_KERNELS {
+            fns.insert(*k, gpu.function("transformer", k)?);
+        }
         let half_a = gpu.stream.alloc_zeros::<u16>(1)?;
         let half_b = gpu.stream.alloc_zeros::<u16>(1)?;
         Ok(CudaOps {
             gpu,
-            dtype,
             half_a,
             half_b,
+            half_cache: HashMap::new(),
+            constants: std::collections::HashSet::new(),
             gemm,
             to_half,
+            fns,
         })
     }
 
-    fn f(&mut self, name: &str) -> R<CudaFunction> {
-        self.gpu.function("transformer", name)
+    fn f(&self, name: &str) -> R<CudaFunction> {
+        self.fns
+            .get(name)
+            .cloned()
+            .ok_or_else(|| GpuError::Unsupported(format!("kernel {name} not loaded")))
     }
 
-    /// Convert `n` f32 at `src` into the half buffer `which` (0 = A, 1 = B), growing it.
-    fn halve(&mut self, src: At<'_, CudaSlice<f32>>, n: usize, which: usize) -> R<()> {
+    fn addr(&self, buf: &CudaSlice<f32>) -> u64 {
+        let (p, _sync) = buf.device_ptr(&self.gpu.stream);
+        p
+    }
+
+    /// Convert `n` f32 at `src` into `dst` (f16/bf16 bits).
+    fn convert(
+        stream: &CudaStream,
+        f: &CudaFunction,
+        src: At<'_, CudaSlice<f32>>,
+        n: usize,
+        dst: &mut CudaSlice<u16>,
+    ) -> R<()> {
+        let view = src.0.slice(src.1..src.1 + n);
+        let nn = n as u64;
+        let mut b = stream.launch_builder(f);
+        b.arg(&nn).arg(&view).arg(dst);
+        // SAFETY: f32_to_{f16,bf16}(n, const float*, unsigned short*): n elements each side.
+        unsafe { b.launch(cfg_1d(n)) }?;
+        Ok(())
+    }
+
+    /// The half-precision form of an operand: cached for constants (returns its key), else
+    /// converted into the scratch buffer `which` (0 = A, 1 = B).
+    fn halve(
+        &mut self,
+        src: At<'_, CudaSlice<f32>>,
+        n: usize,
+        which: usize,
+    ) -> R<Option<(u64, usize, usize)>> {
         let Some(f) = self.to_half.clone() else {
-            return Ok(());
+            return Ok(None);
         };
+        let ptr = self.addr(src.0);
+        if self.constants.contains(&ptr) {
+            let key = (ptr, src.1, n);
+            if !self.half_cache.contains_key(&key) {
+                let mut dst = self.gpu.stream.alloc_zeros::<u16>(n)?;
+                Self::convert(&self.gpu.stream, &f, src, n, &mut dst)?;
+                self.half_cache.insert(key, dst);
+            }
+            return Ok(Some(key));
+        }
+        let stream = self.gpu.stream.clone();
         let dst = if which == 0 {
             &mut self.half_a
         } else {
             &mut self.half_b
         };
         if dst.len() < n {
-            *dst = self.gpu.stream.alloc_zeros::<u16>(n)?;
+            *dst = stream.alloc_zeros::<u16>(n)?;
         }
-        let view = src.0.slice(src.1..src.1 + n);
-        let nn = n as u64;
-        let mut b = self.gpu.stream.launch_builder(&f);
-        b.arg(&nn).arg(&view).arg(dst);
-        // SAFETY: f32_to_{f16,bf16}(n, const float*, unsigned short*): n elements each side.
-        unsafe { b.launch(cfg_1d(n)) }?;
-        Ok(())
+        Self::convert(&stream, &f, src, n, dst)?;
+        Ok(None)
     }
 }
 
@@ -791,6 +841,12 @@ impl Ops for CudaOps<'_> {
         Ok(self.gpu.stream.clone_dtoh(buf)?)
     }
 
+    fn constant(&mut self, buf: &CudaSlice<f32>) -> R<()> {
+        let p = self.addr(buf);
+        self.constants.insert(p);
+        Ok(())
+    }
+
     fn matmul(
         &mut self,
         m: usize,
@@ -804,15 +860,18 @@ impl Ops for CudaOps<'_> {
         let cfg = cfg_gemm(m, n)?;
         let f = self.gemm.clone();
         if self.to_half.is_some() {
-            self.halve(a, m * k, 0)?;
-            self.halve(b, k * n, 1)?;
+            let ka = self.halve(a, m * k, 0)?;
+            let kb = self.halve(b, k * n, 1)?;
+            let ha = match &ka {
+                Some(key) => &self.half_cache[key],
+                None => &self.half_a,
+            };
+            let hb = match &kb {
+                Some(key) => &self.half_cache[key],
+                None => &self.half_b,
+            };
             let mut l = self.gpu.stream.launch_builder(&f);
-            l.arg(&mi)
-                .arg(&ni)
-                .arg(&ki)
-                .arg(&self.half_a)
-                .arg(&self.half_b)
-                .arg(c);
+            l.arg(&mi).arg(&ni).arg(&ki).arg(ha).arg(hb).arg(c);
             // SAFETY: (int, int, int, const u16* A m×k, const u16* B k×n, float* C m×n).
             unsafe { l.launch(cfg) }?;
         } else {
@@ -823,7 +882,6 @@ impl Ops for CudaOps<'_> {
             // SAFETY: (int, int, int, const float* A m×k, const float* B k×n, float* C m×n).
             unsafe { l.launch(cfg) }?;
         }
-        let _ = self.dtype;
         Ok(())
     }
 
@@ -965,48 +1023,55 @@ fn failed(e: &GpuError) -> Correctness {
     }
 }
 
-/// Run `items` on one GPU; benchmarks plus notes on what was skipped.
+/// What a GPU worker hands back, one at a time.
+pub enum GpuOut {
+    Bench(Box<Benchmark>),
+    /// The kernel and dtype cannot run on this GPU (not a failure): why.
+    Skipped(Kernel, Option<Dtype>, String),
+    /// Something the operator should know.
+    Note(String),
+}
+
+impl GpuOut {
+    fn from(kernel: Kernel, dtype: Option<Dtype>, r: Result<Benchmark, String>) -> GpuOut {
+        match r {
+            Ok(b) => GpuOut::Bench(Box::new(b)),
+            Err(why) => GpuOut::Skipped(kernel, dtype, why),
+        }
+    }
+}
+
+/// Run `items` on one GPU, handing each result (or a note on what was skipped) to `emit` as
+/// soon as it exists, so a later hang loses nothing already measured.
 pub fn run_gpu(
     ordinal: usize,
     name: Option<String>,
     items: &[(Kernel, Option<Dtype>)],
     plan: &super::Plan,
     job: &GpuJob<'_>,
-) -> (Vec<Benchmark>, Vec<String>) {
+    emit: &dyn Fn(GpuOut),
+) {
     let mut gpu = match Gpu::open(ordinal, name.clone()) {
         Ok(gpu) => gpu,
         Err(e) => {
             // The GPU cannot run anything: every requested benchmark fails with the reason.
-            let benches = items
-                .iter()
-                .map(|&(kernel, dtype)| {
-                    finish(Measured {
-                        kernel,
-                        dtype,
-                        device: format!("cuda:{ordinal}"),
-                        device_name: name.clone(),
-                        implementation: "accelprobe-ptx".into(),
-                        size: ProblemSize::default(),
-                        warmup: 0,
-                        samples: Vec::new(),
-                        work: 0.0,
-                        unit: "",
-                        peak: None,
-                        correctness: failed(&e),
-                        notes: Vec::new(),
-                    })
-                })
-                .collect();
-            return (benches, Vec::new());
+            for &(kernel, dtype) in items {
+                emit(GpuOut::Bench(Box::new(super::not_run(
+                    kernel,
+                    dtype,
+                    &format!("cuda:{ordinal}"),
+                    name.clone(),
+                    e.to_string(),
+                ))));
+            }
+            return;
         }
     };
     let cublas = cublas_present();
-    let mut out = Vec::new();
-    let mut notes = Vec::new();
     if !cublas && items.iter().any(|(k, _)| *k == Kernel::Gemm) {
-        notes.push(format!(
+        emit(GpuOut::Note(format!(
             "cuda:{ordinal}: libcublas not found; GEMM measured with accelprobe's kernels only"
-        ));
+        )));
     }
     for &(kernel, dtype) in items {
         match (kernel, dtype) {
@@ -1015,23 +1080,34 @@ pub fn run_gpu(
                     if use_cublas && !cublas {
                         continue;
                     }
-                    match job.gemm_bench(&mut gpu, d, plan.gemm, use_cublas) {
-                        Ok(b) => out.push(b),
-                        Err(note) => notes.push(note),
-                    }
+                    emit(GpuOut::from(
+                        Kernel::Gemm,
+                        Some(d),
+                        job.gemm_bench(&mut gpu, d, plan.gemm, use_cublas),
+                    ));
                 }
             }
-            (Kernel::Copy, _) => out.push(job.copy_bench(&mut gpu, plan.copy_bytes)),
-            (Kernel::H2d, _) => out.push(job.transfer_bench(&mut gpu, plan.transfer_bytes, true)),
-            (Kernel::D2h, _) => out.push(job.transfer_bench(&mut gpu, plan.transfer_bytes, false)),
-            (Kernel::Inference, Some(d)) => match job.inference_bench(&mut gpu, plan.block, d) {
-                Ok(b) => out.push(b),
-                Err(note) => notes.push(note),
-            },
+            (Kernel::Copy, _) => emit(GpuOut::Bench(Box::new(
+                job.copy_bench(&mut gpu, plan.copy_bytes),
+            ))),
+            (Kernel::H2d, _) => emit(GpuOut::Bench(Box::new(job.transfer_bench(
+                &mut gpu,
+                plan.transfer_bytes,
+                true,
+            )))),
+            (Kernel::D2h, _) => emit(GpuOut::Bench(Box::new(job.transfer_bench(
+                &mut gpu,
+                plan.transfer_bytes,
+                false,
+            )))),
+            (Kernel::Inference, Some(d)) => emit(GpuOut::from(
+                Kernel::Inference,
+                Some(d),
+                job.inference_bench(&mut gpu, plan.block, d),
+            )),
             _ => {}
         }
     }
-    (out, notes)
 }
 
 /// Whether libcublas can be loaded (cudarc would panic on first use otherwise).

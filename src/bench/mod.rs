@@ -149,6 +149,17 @@ impl Plan {
         }
     }
 
+    /// Host memory one GPU's benchmark of `kernel` needs at most (inputs, results read back,
+    /// pinned buffers, the f64 reference), in bytes.
+    pub fn gpu_host_bytes(&self, kernel: Kernel) -> u128 {
+        match kernel {
+            Kernel::Gemm => 5 * (self.gemm as u128).pow(2) * 4,
+            Kernel::Copy => 2 * self.copy_bytes as u128,
+            Kernel::H2d | Kernel::D2h => 3 * self.transfer_bytes as u128,
+            Kernel::Inference => self.cpu_bytes(Kernel::Inference),
+        }
+    }
+
     /// Apply `--size` and `--duration`: GEMM m = n = k = N, copies N MiB, N tokens.
     pub fn with_overrides(mut self, size: Option<usize>, duration: Option<Duration>) -> Plan {
         if let Some(n) = size {
@@ -207,6 +218,13 @@ impl Injection {
             let i = out.len() / 2 + 1;
             let i = i.min(out.len() - 1);
             out[i] = out[i] * 1.5 + 1.0;
+        }
+    }
+
+    pub fn corrupt_u32(&self, kernel: Kernel, out: &mut [u32]) {
+        if self.corrupt.contains(&kernel) && !out.is_empty() {
+            let i = out.len() / 2;
+            out[i] ^= 1 << 17;
         }
     }
 
@@ -387,11 +405,16 @@ pub fn run(
         }
     };
     if !gpus.is_empty() {
+        let plan = Plan::gpu(opts.profile).with_overrides(opts.size, opts.duration);
+        // Every GPU's host-side buffers and references exist at once.
+        check_host_memory(&opts.kernels, |k| {
+            plan.gpu_host_bytes(k) * gpus.len() as u128
+        })?;
         run_gpus(opts, &gpus, progress, &mut outcome);
     }
     if run_cpu {
         let plan = Plan::cpu(opts.profile).with_overrides(opts.size, opts.duration);
-        check_host_memory(&plan, &opts.kernels)?;
+        check_host_memory(&opts.kernels, |k| plan.cpu_bytes(k))?;
         let work = items(opts, true, &mut outcome.notes);
         progress.start(work.len());
         let cpu = cpu::Cpu {
@@ -423,7 +446,7 @@ pub fn run(
 
 /// Refuse a plan that would not fit in the host's available memory (an allocation failure
 /// aborts the process instead of reporting).
-fn check_host_memory(plan: &Plan, kernels: &[Kernel]) -> Result<(), BenchError> {
+fn check_host_memory(kernels: &[Kernel], need: impl Fn(Kernel) -> u128) -> Result<(), BenchError> {
     let available = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|m| {
@@ -438,7 +461,7 @@ fn check_host_memory(plan: &Plan, kernels: &[Kernel]) -> Result<(), BenchError> 
         return Ok(());
     };
     for &k in kernels {
-        let need = plan.cpu_bytes(k);
+        let need = need(k);
         if need > available * 9 / 10 {
             return Err(BenchError::Unavailable(format!(
                 "{} at this size needs about {:.1} GiB of memory and {:.1} GiB are available; use a smaller --size",
@@ -449,6 +472,57 @@ fn check_host_memory(plan: &Plan, kernels: &[Kernel]) -> Result<(), BenchError> 
         }
     }
     Ok(())
+}
+
+/// A benchmark that could not run, as a failed entry (unknown is never a pass).
+pub fn not_run(
+    kernel: Kernel,
+    dtype: Option<Dtype>,
+    device: &str,
+    device_name: Option<String>,
+    reason: String,
+) -> Benchmark {
+    finish(Measured {
+        kernel,
+        dtype,
+        device: device.to_string(),
+        device_name,
+        implementation: "none".into(),
+        size: ProblemSize::default(),
+        warmup: 0,
+        samples: Vec::new(),
+        work: 0.0,
+        unit: "",
+        peak: None,
+        correctness: Correctness {
+            passed: false,
+            max_rel_error: None,
+            bound: 0.0,
+            method: "not run".into(),
+            elements_checked: 0,
+            failure: Some(reason),
+        },
+        notes: Vec::new(),
+    })
+}
+
+/// How long the GPUs get: every item's timed budget three times over, warm-up and minimum
+/// iterations at a pessimistic 5 TFLOP/s and 50 GB/s, plus setup and reference checks.
+fn gpu_deadline(plan: &Plan, work: &[(Kernel, Option<Dtype>)]) -> Duration {
+    let iters = f64::from(plan.budget.warmup + plan.budget.min_iterations + 1);
+    let per_item = |k: Kernel| -> f64 {
+        match k {
+            Kernel::Gemm => 2.0 * 2.0 * (plan.gemm as f64).powi(3) / 5e12 * iters,
+            Kernel::Copy => 2.0 * plan.copy_bytes as f64 / 50e9 * iters,
+            Kernel::H2d | Kernel::D2h => plan.transfer_bytes as f64 / 5e9 * iters,
+            Kernel::Inference => plan.block.flops() / 5e12 * iters,
+        }
+    };
+    let estimate: f64 = work
+        .iter()
+        .map(|(k, _)| per_item(*k) + 3.0 * plan.budget.duration.as_secs_f64() + 10.0)
+        .sum();
+    Duration::from_secs_f64((estimate + 120.0).min(24.0 * 3600.0))
 }
 
 /// Every GPU at once, one worker thread each, under a deadline derived from the plan.
@@ -466,10 +540,9 @@ fn run_gpus(
         .collect();
     outcome.notes.extend(notes);
     progress.start(gpus.len());
-    // Generous: every item's budget three times over, plus setup and reference checks.
-    let deadline = std::time::Instant::now()
-        + plan.budget.duration * (3 * work.len() as u32 + 3)
-        + Duration::from_secs(120 + 10 * work.len() as u64);
+    let deadline = std::time::Instant::now() + gpu_deadline(&plan, &work);
+    /// Benchmarks, skipped (kernel, dtype) pairs, notes.
+    type Found = (Vec<Benchmark>, Vec<(Kernel, Option<Dtype>)>, Vec<String>);
     let slots: Vec<_> = gpus
         .iter()
         .map(|(ordinal, name)| {
@@ -482,51 +555,52 @@ fn run_gpus(
             );
             crate::probe::guard::spawn_worker(
                 &format!("bench-gpu{ordinal}"),
-                (Vec::new(), Vec::new()),
+                Found::default(),
                 move |slot| {
                     let job = cuda::GpuJob {
                         seed,
                         injection: &injection,
                         budget: plan.budget,
                     };
-                    let result = cuda::run_gpu(ordinal, name, &work, &plan, &job);
-                    slot.update(|s| *s = result);
+                    let emit = |r: cuda::GpuOut| {
+                        slot.update(|s: &mut Found| match r {
+                            cuda::GpuOut::Bench(b) => s.0.push(*b),
+                            cuda::GpuOut::Skipped(k, d, why) => {
+                                s.1.push((k, d));
+                                s.2.push(why);
+                            }
+                            cuda::GpuOut::Note(n) => s.2.push(n),
+                        })
+                    };
+                    cuda::run_gpu(ordinal, name, &work, &plan, &job, &emit);
                 },
             )
         })
         .collect();
-    for ((ordinal, _), slot) in gpus.iter().zip(slots) {
+    for ((ordinal, name), slot) in gpus.iter().zip(slots) {
         progress.item(&format!("cuda:{ordinal}"));
         let out = slot.wait_until(deadline);
-        let (benches, notes) = out.value;
+        let (benches, skipped, notes) = out.value;
+        let device = format!("cuda:{ordinal}");
+        // Whatever was asked for and never came back failed: a hang at the deadline, or a
+        // worker that died outside the guards.
+        let reason = if out.stuck_in.is_some() {
+            "the GPU did not finish its benchmarks before the deadline (hung kernel or driver)"
+        } else {
+            "the benchmark ended without a result"
+        };
+        let missing: Vec<(Kernel, Option<Dtype>)> = work
+            .iter()
+            .copied()
+            .filter(|(k, d)| !benches.iter().any(|b| b.kernel == *k && b.dtype == *d))
+            .filter(|item| !skipped.contains(item))
+            .collect();
         outcome.benchmarks.extend(benches);
         outcome.notes.extend(notes);
-        if out.stuck_in.is_some() {
-            outcome.notes.push(format!(
-                "cuda:{ordinal} did not finish before the deadline; its results are missing"
-            ));
-            outcome.benchmarks.push(finish(Measured {
-                kernel: Kernel::Gemm,
-                dtype: None,
-                device: format!("cuda:{ordinal}"),
-                device_name: None,
-                implementation: "accelprobe-ptx".into(),
-                size: ProblemSize::default(),
-                warmup: 0,
-                samples: Vec::new(),
-                work: 0.0,
-                unit: "",
-                peak: None,
-                correctness: Correctness {
-                    passed: false,
-                    max_rel_error: None,
-                    bound: 0.0,
-                    method: "not run".into(),
-                    elements_checked: 0,
-                    failure: Some("the GPU did not finish its benchmarks before the deadline (hung kernel or driver)".into()),
-                },
-                notes: Vec::new(),
-            }));
+        for (k, d) in missing {
+            outcome
+                .benchmarks
+                .push(not_run(k, d, &device, name.clone(), reason.to_string()));
         }
         progress.advance();
     }

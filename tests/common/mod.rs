@@ -70,10 +70,12 @@ pub fn fakes() -> &'static Fakes {
     FAKES.get_or_init(build_fakes)
 }
 
-/// The `accelprobe` binary (or `$ACCELPROBE_BIN`) with no `ACCELPROBE_*` variable, no `LD_LIBRARY_PATH` and no
-/// downward-API variables (`NODE_NAME`, `POD_NAME`, `POD_NAMESPACE`) from the test's
-/// environment.
+/// The `accelprobe` binary (or `$ACCELPROBE_BIN`) with no `ACCELPROBE_*` variable, no
+/// `LD_LIBRARY_PATH` and no downward-API variables (`NODE_NAME`, `POD_NAME`, `POD_NAMESPACE`)
+/// from the test's environment. On a GPU machine the driver or cuBLAS may only be found
+/// through `LD_LIBRARY_PATH`: `ACCELPROBE_KEEP_LD_LIBRARY_PATH=1` keeps it.
 pub fn accelprobe() -> Command {
+    let keep_ld = std::env::var_os("ACCELPROBE_KEEP_LD_LIBRARY_PATH").is_some();
     // ACCELPROBE_BIN lets prebuilt test executables run on another machine (the GPU check).
     let bin = std::env::var_os("ACCELPROBE_BIN")
         .map(PathBuf::from)
@@ -84,8 +86,16 @@ pub fn accelprobe() -> Command {
             cmd.env_remove(&key);
         }
     }
-    for key in ["LD_LIBRARY_PATH", "NODE_NAME", "POD_NAME", "POD_NAMESPACE"] {
+    for key in ["NODE_NAME", "POD_NAME", "POD_NAMESPACE"] {
         cmd.env_remove(key);
+    }
+    match (keep_ld, std::env::var_os("LD_LIBRARY_PATH")) {
+        (true, Some(v)) => {
+            cmd.env("LD_LIBRARY_PATH", v);
+        }
+        _ => {
+            cmd.env_remove("LD_LIBRARY_PATH");
+        }
     }
     cmd
 }
