@@ -28,6 +28,153 @@ pub enum Command {
     Report(ReportArgs),
     /// Run micro-kernels (GEMM, copies, a transformer block) with correctness checks.
     Bench(BenchArgs),
+    /// The built-in accelerator and EC2 instance catalog.
+    Catalog(CatalogArgs),
+    /// Check a report against what the Pod, NodePool, node labels and catalog require.
+    Verify(VerifyArgs),
+}
+
+/// Options of `accelprobe verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The report to judge (`-` for stdin); without it the local machine is probed now.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+
+    /// Pod or workload manifest (Job, Deployment, DaemonSet, ...); repeatable, multi-document YAML.
+    #[arg(long, value_name = "FILE")]
+    pub pod: Vec<PathBuf>,
+
+    /// Karpenter NodePool manifest; repeatable, multi-document YAML.
+    #[arg(long, value_name = "FILE")]
+    pub nodepool: Vec<PathBuf>,
+
+    /// The node's labels: a JSON/YAML object, or a Node as `kubectl get node -o json` prints it.
+    #[arg(long, value_name = "FILE")]
+    pub node_labels: Option<PathBuf>,
+
+    /// An explicit requirement, e.g. gpu=l40s, count=1, min-memory=45GiB, min-driver=535,
+    /// min-cuda=12.2, min-tflops.bf16=100 (repeatable; highest precedence).
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub expect: Vec<String>,
+
+    /// Output format: table or json (the verdict).
+    #[arg(long, value_name = "FORMAT", default_value = "table")]
+    pub format: String,
+
+    #[command(flatten)]
+    pub probe: ProbeArgs,
+}
+
+/// Largest report file accepted.
+const MAX_REPORT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Read a report from a file or stdin (`-`), with a clear error naming the file.
+pub fn read_report(path: &std::path::Path) -> Result<crate::report::Report, Error> {
+    use std::io::Read;
+    let name = path.display().to_string();
+    let mut text = String::new();
+    let read = if name == "-" {
+        std::io::stdin()
+            .take(MAX_REPORT_BYTES + 1)
+            .read_to_string(&mut text)
+    } else {
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_REPORT_BYTES + 1).read_to_string(&mut text))
+    };
+    read.map_err(|e| Error::Input(format!("{name}: cannot read the report: {e}")))?;
+    if text.len() as u64 > MAX_REPORT_BYTES {
+        return Err(Error::Input(format!(
+            "{name}: larger than {} MiB; this is not an accelprobe report",
+            MAX_REPORT_BYTES >> 20
+        )));
+    }
+    crate::report::Report::parse_json(&text).map_err(|e| Error::Input(format!("{name}: {e}")))
+}
+
+/// `accelprobe verify`.
+pub fn verify(args: &VerifyArgs) -> Result<Outcome, Error> {
+    use crate::verify::{self, kubernetes, VerifyInputs};
+    let json = match args.format.as_str() {
+        "table" => false,
+        "json" => true,
+        other => {
+            return Err(Error::Usage(format!(
+                "unknown --format '{other}' for verify; use table or json"
+            )))
+        }
+    };
+    let mut inputs = VerifyInputs::default();
+    for text in &args.expect {
+        let e = crate::verify::expect::parse(text).map_err(Error::Usage)?;
+        inputs.expects.push((e, text.clone()));
+    }
+    for path in args.nodepool.iter().chain(&args.pod) {
+        let m = kubernetes::read_manifests(path).map_err(|e| Error::Input(e.to_string()))?;
+        inputs.manifests.extend(m);
+    }
+    if let Some(path) = &args.node_labels {
+        inputs.node_labels =
+            Some(kubernetes::read_node_labels(path).map_err(|e| Error::Input(e.to_string()))?);
+    }
+    let report = match &args.report {
+        Some(path) => read_report(path)?,
+        None => probe::probe(&args.probe.options()),
+    };
+    let catalog = crate::verify::catalog::Catalog::builtin();
+    let verdict =
+        verify::verify(&report, &inputs, catalog).map_err(|e| Error::Usage(e.to_string()))?;
+    let stdout = if json {
+        render::verdict::json(&verdict)
+    } else {
+        render::verdict::table(&verdict)
+    };
+    let (note, exit_code) = if verdict.passed {
+        (None, EXIT_OK)
+    } else {
+        let failed: Vec<&str> = verdict.failures().map(|c| c.id.as_str()).collect();
+        let first = verdict
+            .failures()
+            .next()
+            .map(|c| c.message.clone())
+            .unwrap_or_default();
+        (
+            Some(format!("verdict FAIL: {} ({first})", failed.join(", "))),
+            EXIT_FAIL,
+        )
+    };
+    Ok(Outcome {
+        stdout,
+        note,
+        exit_code,
+    })
+}
+
+/// Options of `accelprobe catalog`.
+#[derive(Debug, Args)]
+pub struct CatalogArgs {
+    /// Output format: table or json.
+    #[arg(long, value_name = "FORMAT", default_value = "table")]
+    pub format: String,
+}
+
+/// `accelprobe catalog`.
+pub fn catalog(args: &CatalogArgs) -> Result<Outcome, Error> {
+    let c = crate::verify::catalog::Catalog::builtin();
+    let stdout = match args.format.as_str() {
+        "table" => render::catalog::table(c),
+        "json" => render::catalog::json(c),
+        other => {
+            return Err(Error::Usage(format!(
+                "unknown --format '{other}' for catalog; use table or json"
+            )))
+        }
+    };
+    Ok(Outcome {
+        stdout,
+        note: None,
+        exit_code: EXIT_OK,
+    })
 }
 
 /// Options of `accelprobe report`.

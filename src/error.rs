@@ -24,6 +24,9 @@ pub enum Error {
         "no accelerator found (runtimes: {summary}); drop --require-accelerator to report anyway"
     )]
     NoAccelerator { summary: String },
+    /// An input file or value is malformed; the message names where and what to do.
+    #[error("{0}")]
+    Input(String),
     /// A file could not be read or written.
     #[error("{}: {source}", path.display())]
     Io {
@@ -37,7 +40,10 @@ impl Error {
     /// The process exit code for this error (documented in the README).
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Usage(_) | Error::UnknownQueryField { .. } | Error::Io { .. } => EXIT_USAGE,
+            Error::Usage(_)
+            | Error::Input(_)
+            | Error::UnknownQueryField { .. }
+            | Error::Io { .. } => EXIT_USAGE,
             Error::NoAccelerator { .. } => EXIT_FAIL,
         }
     }

@@ -11,5 +11,6 @@ pub mod error;
 pub mod probe;
 pub mod render;
 pub mod report;
+pub mod verify;
 
 pub use error::Error;

@@ -41,6 +41,8 @@ fn run() -> i32 {
     let result = match &cli.command {
         Command::Report(args) => cli::report(args),
         Command::Bench(args) => cli::bench(args, &progress::Bar::for_stderr()),
+        Command::Catalog(args) => cli::catalog(args),
+        Command::Verify(args) => cli::verify(args),
     };
     match result {
         Ok(out) => {

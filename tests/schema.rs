@@ -38,3 +38,18 @@ fn schema_names_the_contract_fields() {
         );
     }
 }
+
+#[test]
+fn committed_verdict_schema_is_fresh() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/verdict.schema.json");
+    let fresh = accelprobe::verify::verdict::json_schema_text();
+    if std::env::var_os("ACCELPROBE_UPDATE_SCHEMA").is_some() {
+        std::fs::write(&path, &fresh).expect("write docs/verdict.schema.json");
+        return;
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == fresh,
+        "docs/verdict.schema.json is stale; run ACCELPROBE_UPDATE_SCHEMA=1 cargo test --test schema and commit it"
+    );
+}

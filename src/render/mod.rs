@@ -2,8 +2,10 @@
 //! strings; `main` writes them out.
 
 pub mod bench;
+pub mod catalog;
 pub mod query;
 pub mod table;
+pub mod verdict;
 
 use crate::error::Error;
 use crate::report::Report;

@@ -1,0 +1,442 @@
+//! Building the requirements from every source, in rising precedence: the catalog entry of
+//! the node's instance type, the NodePool, the Pod, node labels, and `--expect`.
+
+use std::collections::BTreeSet;
+
+use super::catalog::{Catalog, Instance, Model, Vendor as CatalogVendor};
+use super::expect::Expect;
+use super::kubernetes::{Manifests, NodeLabels, Requirement, ResourceName, WellKnown};
+use super::requirements::Requirements;
+use super::source::Source;
+use crate::report::{Dtype, Kernel, Vendor};
+
+/// Why the requirements could not be built (bad input, exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("unknown accelerator '{name}' in {origin}; known: {known}")]
+    UnknownAccelerator {
+        name: String,
+        origin: Source,
+        known: String,
+    },
+}
+
+/// Everything the catalog says a node of `instance_type` must be.
+pub fn from_instance_type(
+    req: &mut Requirements,
+    catalog: &Catalog,
+    instance_type: &str,
+    source: Source,
+    warnings: &mut Vec<String>,
+) {
+    let Some(inst) = catalog.instance(instance_type) else {
+        warnings.push(format!("instance type {instance_type} ({source}) is not in the catalog; its accelerators are not known"));
+        return;
+    };
+    let model = inst.model;
+    if let Some(v) = inst.family.vendor.report_vendor() {
+        req.require_vendor(v, source.clone());
+    } else {
+        req.conflicts.push(format!(
+            "{instance_type} ({source}) carries {} accelerators, which accelprobe cannot verify",
+            model.name
+        ));
+    }
+    req.allow_models(BTreeSet::from([model.key.clone()]), source.clone());
+    req.require_count(inst.devices, source.clone());
+    from_model(req, model, source);
+}
+
+/// The per-model facts: memory (with the catalog's tolerance), PCIe generation and floors.
+pub fn from_model(req: &mut Requirements, model: &Model, source: Source) {
+    if let Some((lo, _)) = model.memory_range_mib() {
+        req.require_min_memory(lo, source.clone());
+    }
+    if let Some(g) = model.pcie_gen {
+        req.require_pcie_gen(g, source.clone());
+    }
+    for d in Dtype::ALL {
+        if let Some(f) = model.floor_for(Kernel::Gemm, Some(d)) {
+            req.require_min_tflops(d, f, source.clone());
+        }
+    }
+    if let Some(f) = model.floor_for(Kernel::Copy, None) {
+        req.require_min_copy(f, source.clone());
+    }
+    if let Some(f) = model.floor_for(Kernel::H2d, None) {
+        req.require_min_transfer(f, source);
+    }
+}
+
+/// Catalog models an accelerator name can mean: a model key, an EKS/Karpenter label name
+/// (`l40s`, `a100` → both A100s), an NVML name, or a normalised NVML name.
+pub fn resolve_models<'c>(catalog: &'c Catalog, name: &str) -> Vec<&'c Model> {
+    if let Some(m) = catalog.model(name) {
+        return vec![m];
+    }
+    let by_label = catalog.models_by_label(name);
+    if !by_label.is_empty() {
+        return by_label;
+    }
+    catalog.identify_gpu(name, None).candidates()
+}
+
+fn known_names(catalog: &Catalog) -> String {
+    let mut names: Vec<String> = catalog
+        .models
+        .iter()
+        .filter_map(|m| m.label_name.clone())
+        .collect();
+    names.sort();
+    names.dedup();
+    names.join(", ")
+}
+
+/// Allow the models `names` mean; an unknown name is bad input.
+pub fn allow_names(
+    req: &mut Requirements,
+    catalog: &Catalog,
+    names: &[String],
+    source: Source,
+) -> Result<(), BuildError> {
+    let mut set = BTreeSet::new();
+    let mut vendors = BTreeSet::new();
+    for n in names {
+        let models = resolve_models(catalog, n);
+        if models.is_empty() {
+            return Err(BuildError::UnknownAccelerator {
+                name: n.clone(),
+                origin: source,
+                known: known_names(catalog),
+            });
+        }
+        for m in models {
+            set.insert(m.key.clone());
+            if let Some(v) = m.vendor.report_vendor() {
+                vendors.insert(format!("{v:?}"));
+            }
+        }
+    }
+    if vendors.len() == 1 {
+        let v = if vendors.contains("Neuron") {
+            Vendor::Neuron
+        } else {
+            Vendor::Nvidia
+        };
+        req.require_vendor(v, source.clone());
+    }
+    req.allow_models(set, source);
+    Ok(())
+}
+
+/// Apply `--expect` flags (the highest precedence).
+pub fn from_expects(
+    req: &mut Requirements,
+    catalog: &Catalog,
+    expects: &[(Expect, String)],
+) -> Result<(), BuildError> {
+    for (e, text) in expects {
+        let source = Source::Flag { text: text.clone() };
+        match e {
+            Expect::Gpu(names) => allow_names(req, catalog, names, source)?,
+            Expect::Vendor(v) => req.require_vendor(*v, source),
+            Expect::Count(n) => req.require_count(*n, source),
+            Expect::MinMemoryMib(m) => req.require_min_memory(*m, source),
+            Expect::MinDriver(v) => req.require_min_driver(v.clone(), source),
+            Expect::MinCuda(v) => req.require_min_cuda(v.clone(), source),
+            Expect::MinTflops(d, t) => req.require_min_tflops(*d, *t, source),
+            Expect::MinCopyGbps(g) => req.require_min_copy(*g, source),
+            Expect::MinTransferGbps(g) => req.require_min_transfer(*g, source),
+        }
+    }
+    Ok(())
+}
+
+/// Every instance type the catalog knows, with a supported accelerator.
+fn all_instances(catalog: &Catalog) -> Vec<Instance<'_>> {
+    catalog
+        .families
+        .iter()
+        .filter(|f| f.supported)
+        .flat_map(|f| {
+            f.sizes
+                .iter()
+                .filter_map(move |s| catalog.instance(&format!("{}.{}", f.name, s.name)))
+        })
+        .collect()
+}
+
+/// Leading letters of a family (`g6e` → `g`, `trn1n` → `trn`), Karpenter's instance-category.
+fn category(family: &str) -> String {
+    family
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect()
+}
+
+/// First digits of a family (`p6-b200` → `6`), Karpenter's instance-generation.
+fn generation(family: &str) -> String {
+    family
+        .chars()
+        .skip_while(|c| !c.is_ascii_digit())
+        .take_while(|c| c.is_ascii_digit())
+        .collect()
+}
+
+/// The value the well-known label `wk` has on a node of this instance type, when the catalog
+/// can tell; `Err(())` when the label is not derivable from the catalog (zone, capacity type).
+fn instance_label(inst: &Instance<'_>, wk: WellKnown) -> Result<Option<String>, ()> {
+    let m = inst.model;
+    let gpu = matches!(
+        inst.family.vendor,
+        CatalogVendor::Nvidia | CatalogVendor::Amd
+    );
+    let neuron = inst.family.vendor == CatalogVendor::Neuron;
+    let manufacturer = match inst.family.vendor {
+        CatalogVendor::Nvidia => "nvidia",
+        CatalogVendor::Amd => "amd",
+        CatalogVendor::Neuron => "aws",
+    };
+    Ok(match wk {
+        WellKnown::InstanceType => Some(inst.instance_type()),
+        WellKnown::InstanceFamily => Some(inst.family.name.clone()),
+        WellKnown::InstanceSize => Some(inst.size.to_string()),
+        WellKnown::InstanceCategory => Some(category(&inst.family.name)),
+        WellKnown::InstanceGeneration => Some(generation(&inst.family.name)),
+        WellKnown::Arch => Some(inst.family.cpu_arch.as_str().to_string()),
+        WellKnown::InstanceGpuName => gpu.then(|| m.label_name.clone()).flatten(),
+        WellKnown::InstanceGpuCount => gpu.then(|| inst.devices.to_string()),
+        WellKnown::InstanceGpuMemory => gpu
+            .then(|| m.label_memory_mib.map(|v| v.to_string()))
+            .flatten(),
+        WellKnown::InstanceGpuManufacturer => gpu.then(|| manufacturer.to_string()),
+        WellKnown::InstanceAcceleratorName => neuron.then(|| m.label_name.clone()).flatten(),
+        WellKnown::InstanceAcceleratorCount => neuron.then(|| inst.devices.to_string()),
+        WellKnown::InstanceAcceleratorManufacturer => neuron.then(|| manufacturer.to_string()),
+        _ => return Err(()),
+    })
+}
+
+/// Whether a node of this instance type can satisfy every requirement the catalog can judge.
+fn instance_satisfies(inst: &Instance<'_>, reqs: &[Requirement]) -> bool {
+    reqs.iter().all(|r| match r.label().well_known() {
+        Some(wk) => match instance_label(inst, wk) {
+            Ok(value) => r.matches(value.as_deref()),
+            Err(()) => true,
+        },
+        None => true,
+    })
+}
+
+/// The requirements of a set the catalog can judge (the others cannot narrow the models).
+fn judged(reqs: &[Requirement]) -> Vec<&Requirement> {
+    let probe = all_instances(Catalog::builtin());
+    reqs.iter()
+        .filter(|r| {
+            r.label()
+                .well_known()
+                .is_some_and(|wk| probe.first().is_none_or(|i| instance_label(i, wk).is_ok()))
+        })
+        .collect()
+}
+
+/// Narrow the models to those of the instance types satisfying one of `alternatives`.
+fn narrow(
+    req: &mut Requirements,
+    catalog: &Catalog,
+    alternatives: &[Vec<Requirement>],
+    what: &str,
+) {
+    let sources: Vec<Source> = alternatives
+        .iter()
+        .flat_map(|a| judged(a))
+        .map(|r| r.source.clone())
+        .collect();
+    if sources.is_empty() {
+        return;
+    }
+    let candidates: Vec<Instance<'_>> = all_instances(catalog)
+        .into_iter()
+        .filter(|inst| alternatives.iter().any(|a| instance_satisfies(inst, a)))
+        .collect();
+    let models: BTreeSet<String> = candidates.iter().map(|i| i.model.key.clone()).collect();
+    if models.is_empty() {
+        req.conflicts.push(format!(
+            "no instance type in the catalog satisfies {what} ({})",
+            sources_text(&sources)
+        ));
+    }
+    let vendors: BTreeSet<String> = candidates
+        .iter()
+        .filter_map(|i| i.family.vendor.report_vendor())
+        .map(|v| format!("{v:?}"))
+        .collect();
+    let first = sources[0].clone();
+    if vendors.len() == 1 {
+        let v = if vendors.contains("Neuron") {
+            Vendor::Neuron
+        } else {
+            Vendor::Nvidia
+        };
+        req.require_vendor(v, first.clone());
+    }
+    req.allow_models_from(models, sources);
+}
+
+fn sources_text(s: &[Source]) -> String {
+    s.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// NodePools and Pods (and workloads' pod templates).
+pub fn from_manifests(
+    req: &mut Requirements,
+    catalog: &Catalog,
+    m: &Manifests,
+    warnings: &mut Vec<String>,
+) {
+    warnings.extend(m.warnings.iter().map(ToString::to_string));
+    for np in &m.node_pools {
+        let name = np.object.name.clone().unwrap_or_else(|| "unnamed".into());
+        // Template labels act as `In` requirements, as Karpenter treats them.
+        let mut reqs = np.requirements.clone();
+        reqs.extend(np.labels.iter().map(|l| l.requirement()));
+        narrow(
+            req,
+            catalog,
+            std::slice::from_ref(&reqs),
+            &format!("NodePool {name}"),
+        );
+    }
+    for pod in &m.pods {
+        let name = format!(
+            "{} {}",
+            pod.object.kind,
+            pod.object.name.clone().unwrap_or_else(|| "unnamed".into())
+        );
+        let alternatives = pod.alternatives();
+        if alternatives.is_empty() {
+            req.conflicts.push(format!(
+                "{name} ({}): its required node affinity matches no node",
+                pod.source
+            ));
+        } else {
+            narrow(req, catalog, &alternatives, &name);
+        }
+        for (resource, vendor) in [
+            (ResourceName::NvidiaGpu, Vendor::Nvidia),
+            (ResourceName::AwsNeuron, Vendor::Neuron),
+        ] {
+            if let Some(total) = pod.accelerator_request(resource) {
+                let Some(source) = total.sources.first().cloned() else {
+                    continue;
+                };
+                if total.count > 0 {
+                    req.require_vendor(vendor, source.clone());
+                    req.require_min_count(u32::try_from(total.count).unwrap_or(u32::MAX), source);
+                }
+            }
+        }
+        if let Some(total) = pod.accelerator_request(ResourceName::AwsNeuronCore) {
+            if let Some(source) = total.sources.first().cloned() {
+                req.require_vendor(Vendor::Neuron, source);
+            }
+        }
+    }
+}
+
+/// Node labels: the instance type through the catalog, then every label as `key In [value]`.
+pub fn from_node_labels(
+    req: &mut Requirements,
+    catalog: &Catalog,
+    labels: &NodeLabels,
+    warnings: &mut Vec<String>,
+) {
+    warnings.extend(labels.warnings.iter().map(ToString::to_string));
+    if let Some(it) = labels.well_known(WellKnown::InstanceType) {
+        from_instance_type(req, catalog, &it.value, it.source.clone(), warnings);
+    }
+    let as_reqs: Vec<Requirement> = labels
+        .iter()
+        .map(|l| Requirement::equals(&l.key, &l.value, l.source.clone()))
+        .collect();
+    narrow(
+        req,
+        catalog,
+        std::slice::from_ref(&as_reqs),
+        &format!("the node labels of {}", labels.path),
+    );
+    for (wk, what) in [
+        (WellKnown::InstanceGpuCount, "GPU"),
+        (WellKnown::InstanceAcceleratorCount, "accelerator"),
+    ] {
+        if let Some(l) = labels.well_known(wk) {
+            match l.value.parse::<u32>() {
+                Ok(n) => req.require_count(n, l.source.clone()),
+                Err(_) => warnings.push(format!(
+                    "{}: {what} count '{}' is not a number",
+                    l.source, l.value
+                )),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instance_types_give_model_count_memory_and_floors() {
+        let c = Catalog::builtin();
+        let mut r = Requirements::default();
+        let mut w = Vec::new();
+        let src = Source::Catalog {
+            entry: "g6e.12xlarge".into(),
+        };
+        from_instance_type(&mut r, c, "g6e.12xlarge", src.clone(), &mut w);
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(r.count.as_ref().unwrap().value, 4);
+        assert_eq!(
+            r.models.as_ref().unwrap().value,
+            BTreeSet::from(["l40s".to_string()])
+        );
+        assert_eq!(r.vendor.as_ref().unwrap().value, Vendor::Nvidia);
+        let mem = r.min_memory_mib.as_ref().unwrap().value;
+        assert!(mem <= 46068 && mem > 44000, "{mem}");
+        assert!(r.min_tflops.contains_key(&Dtype::Bf16));
+        from_instance_type(&mut r, c, "zz9.huge", src, &mut w);
+        assert_eq!(w.len(), 1);
+    }
+
+    #[test]
+    fn names_resolve_through_labels_keys_and_nvml_names() {
+        let c = Catalog::builtin();
+        for (name, key) in [
+            ("l40s", "l40s"),
+            ("NVIDIA L40S", "l40s"),
+            ("h100", "h100"),
+            ("NVIDIA H100 80GB HBM3", "h100"),
+        ] {
+            let got: Vec<&str> = resolve_models(c, name)
+                .iter()
+                .map(|m| m.key.as_str())
+                .collect();
+            assert!(got.contains(&key), "{name}: {got:?}");
+        }
+        assert_eq!(resolve_models(c, "a100").len(), 2);
+        let mut r = Requirements::default();
+        let e = allow_names(
+            &mut r,
+            c,
+            &["rtx9999".into()],
+            Source::Flag {
+                text: "gpu=rtx9999".into(),
+            },
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("l40s"), "{e}");
+    }
+}

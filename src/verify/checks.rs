@@ -1,0 +1,921 @@
+//! The check registry: every named check, its id, and the function that judges a report
+//! against the requirements. Ids are unique (tested) and stable: other tools match on them.
+
+use std::collections::BTreeMap;
+
+use super::requirements::{compare_versions, Requirements, Sourced};
+use super::source::Source;
+use super::verdict::{Check, Status};
+use crate::report::{Benchmark, Device, Dtype, Kernel, Report, RuntimeKind, RuntimeStatus, Vendor};
+
+/// What the checks need to know about accelerator models.
+pub trait ModelNames {
+    /// The catalog key of the model an NVML name (and, to tell same-named models apart,
+    /// its memory) belongs to (`NVIDIA L40S` → `l40s`).
+    fn model_key(&self, nvml_name: &str, memory_mib: Option<u64>) -> Option<String>;
+}
+
+impl ModelNames for super::catalog::Catalog {
+    fn model_key(&self, nvml_name: &str, memory_mib: Option<u64>) -> Option<String> {
+        self.identify_gpu(nvml_name, memory_mib)
+            .model()
+            .map(|m| m.key.clone())
+    }
+}
+
+/// Everything a check looks at.
+pub struct Inputs<'a> {
+    pub report: &'a Report,
+    pub req: &'a Requirements,
+    pub models: &'a dyn ModelNames,
+}
+
+type CheckFn = fn(&Inputs<'_>) -> Vec<Check>;
+
+/// The registry, in the order the verdict lists checks.
+pub static REGISTRY: &[(&str, CheckFn)] = &[
+    ("gpu.vendor", gpu_vendor),
+    ("gpu.model", gpu_model),
+    ("gpu.count", gpu_count),
+    ("gpu.memory", gpu_memory),
+    ("runtime.nvml", runtime_nvml),
+    ("runtime.cuda", runtime_cuda),
+    ("driver.version", driver_version),
+    ("cuda.version", cuda_version),
+    ("health.ecc", health_ecc),
+    ("health.remapped_rows", health_remapped_rows),
+    ("health.retired_pages", health_retired_pages),
+    ("health.xid", health_xid),
+    ("health.throttle", health_throttle),
+    ("health.pcie_link", health_pcie_link),
+    ("perf.gemm.f32", |i| perf_gemm(i, Dtype::F32)),
+    ("perf.gemm.tf32", |i| perf_gemm(i, Dtype::Tf32)),
+    ("perf.gemm.f16", |i| perf_gemm(i, Dtype::F16)),
+    ("perf.gemm.bf16", |i| perf_gemm(i, Dtype::Bf16)),
+    ("perf.copy", perf_copy),
+    ("perf.h2d", perf_h2d),
+    ("perf.peer_spread", perf_peer_spread),
+];
+
+/// Run every check.
+pub fn run_all(inputs: &Inputs<'_>) -> Vec<Check> {
+    REGISTRY.iter().flat_map(|(_, f)| f(inputs)).collect()
+}
+
+fn check(
+    id: &str,
+    status: Status,
+    expected: Option<String>,
+    observed: Option<String>,
+    message: String,
+    sources: &[Source],
+) -> Check {
+    Check {
+        id: id.to_string(),
+        status,
+        expected,
+        observed,
+        message,
+        sources: sources.to_vec(),
+        device: None,
+    }
+}
+
+fn nvidia(report: &Report) -> Vec<&Device> {
+    report
+        .devices
+        .iter()
+        .filter(|d| d.vendor != Some(Vendor::Neuron))
+        .collect()
+}
+
+/// Skip when nothing requires the check, fail when a requirement exists but the check
+/// cannot run: unknown is never a pass.
+fn cannot_run<T>(
+    id: &str,
+    req: Option<&Sourced<T>>,
+    expected: Option<String>,
+    why: &str,
+) -> Vec<Check> {
+    match req {
+        Some(r) => vec![check(
+            id,
+            Status::Fail,
+            expected,
+            None,
+            format!("required but cannot be checked: {why}"),
+            &r.sources,
+        )],
+        None => vec![check(id, Status::Skip, None, None, why.to_string(), &[])],
+    }
+}
+
+fn gpu_vendor(i: &Inputs<'_>) -> Vec<Check> {
+    let Some(req) = &i.req.vendor else {
+        return vec![check(
+            "gpu.vendor",
+            Status::Skip,
+            None,
+            None,
+            "no vendor required".into(),
+            &[],
+        )];
+    };
+    let want = req.value;
+    let found: Vec<Vendor> = i.report.devices.iter().filter_map(|d| d.vendor).collect();
+    let ok = !found.is_empty() && found.iter().all(|v| *v == want);
+    let mut kinds: Vec<String> = found
+        .iter()
+        .map(|v| format!("{v:?}").to_lowercase())
+        .collect();
+    kinds.dedup();
+    let observed = if found.is_empty() {
+        "no accelerator".to_string()
+    } else {
+        kinds.join(", ")
+    };
+    let msg = if ok {
+        format!("all {} accelerator(s) are {want:?}", found.len()).to_lowercase()
+    } else {
+        format!("{want:?} accelerators required, found {observed}").to_lowercase()
+    };
+    vec![check(
+        "gpu.vendor",
+        if ok { Status::Pass } else { Status::Fail },
+        Some(format!("{want:?}").to_lowercase()),
+        Some(observed),
+        msg,
+        &req.sources,
+    )]
+}
+
+fn gpu_model(i: &Inputs<'_>) -> Vec<Check> {
+    let Some(req) = &i.req.models else {
+        return vec![check(
+            "gpu.model",
+            Status::Skip,
+            None,
+            None,
+            "no model required".into(),
+            &[],
+        )];
+    };
+    let devices = nvidia(i.report);
+    let allowed = req.value.iter().cloned().collect::<Vec<_>>().join(" or ");
+    if devices.is_empty() {
+        return vec![check(
+            "gpu.model",
+            Status::Fail,
+            Some(allowed.clone()),
+            Some("no GPU".into()),
+            format!("{allowed} was requested and no GPU was found"),
+            &req.sources,
+        )];
+    }
+    let mut wrong = Vec::new();
+    let mut names = Vec::new();
+    for d in &devices {
+        let name = d.name.clone().unwrap_or_else(|| "unknown".into());
+        let key = d
+            .name
+            .as_deref()
+            .and_then(|n| i.models.model_key(n, d.memory_total_mib));
+        if !key.as_ref().is_some_and(|k| req.value.contains(k)) {
+            wrong.push(format!("GPU {} {name}", d.index));
+        }
+        names.push(name);
+    }
+    names.dedup();
+    let observed = names.join(", ");
+    if wrong.is_empty() {
+        vec![check(
+            "gpu.model",
+            Status::Pass,
+            Some(allowed.clone()),
+            Some(observed.clone()),
+            format!("{allowed} was requested and {observed} was found"),
+            &req.sources,
+        )]
+    } else {
+        vec![check(
+            "gpu.model",
+            Status::Fail,
+            Some(allowed.clone()),
+            Some(observed.clone()),
+            format!("{allowed} was requested and {} found", wrong.join(", ")),
+            &req.sources,
+        )]
+    }
+}
+
+fn gpu_count(i: &Inputs<'_>) -> Vec<Check> {
+    let n = nvidia(i.report).len() as u32;
+    let nvml_ok = i
+        .report
+        .runtime(RuntimeKind::Nvml)
+        .is_some_and(|r| r.status == RuntimeStatus::Loaded);
+    let cuda_ok = i
+        .report
+        .runtime(RuntimeKind::Cuda)
+        .is_some_and(|r| r.status == RuntimeStatus::Loaded);
+    let mut out = Vec::new();
+    if let Some(c) = &i.req.count {
+        if !nvml_ok && !cuda_ok && c.value > 0 {
+            out.extend(cannot_run(
+                "gpu.count",
+                Some(c),
+                Some(c.value.to_string()),
+                "neither NVML nor CUDA could list the GPUs",
+            ));
+        } else {
+            let ok = n == c.value;
+            out.push(check(
+                "gpu.count",
+                if ok { Status::Pass } else { Status::Fail },
+                Some(c.value.to_string()),
+                Some(n.to_string()),
+                format!("{} GPU(s) expected, {n} found", c.value),
+                &c.sources,
+            ));
+        }
+    }
+    if let Some(c) = &i.req.min_count {
+        let ok = n >= c.value;
+        out.push(check(
+            "gpu.count",
+            if ok { Status::Pass } else { Status::Fail },
+            Some(format!("at least {}", c.value)),
+            Some(n.to_string()),
+            format!(
+                "the workload requests {} accelerator(s), {n} found",
+                c.value
+            ),
+            &c.sources,
+        ));
+    }
+    if out.is_empty() {
+        out.push(check(
+            "gpu.count",
+            Status::Skip,
+            None,
+            Some(n.to_string()),
+            "no count required".into(),
+            &[],
+        ));
+    }
+    out
+}
+
+fn gpu_memory(i: &Inputs<'_>) -> Vec<Check> {
+    let Some(req) = &i.req.min_memory_mib else {
+        return vec![check(
+            "gpu.memory",
+            Status::Skip,
+            None,
+            None,
+            "no memory size required".into(),
+            &[],
+        )];
+    };
+    let devices = nvidia(i.report);
+    if devices.is_empty() {
+        return cannot_run(
+            "gpu.memory",
+            Some(req),
+            Some(format!(">= {} MiB", req.value)),
+            "no GPU found",
+        );
+    }
+    let mut bad = Vec::new();
+    let mut seen = Vec::new();
+    for d in &devices {
+        match d.memory_total_mib {
+            Some(m) => {
+                seen.push(m);
+                if m < req.value {
+                    bad.push(format!("GPU {} has {m} MiB", d.index));
+                }
+            }
+            None => bad.push(format!(
+                "GPU {} memory unknown ({})",
+                d.index,
+                d.unavailable
+                    .get("memory_total_mib")
+                    .map_or("no reason", String::as_str)
+            )),
+        }
+    }
+    seen.sort_unstable();
+    seen.dedup();
+    let observed = seen
+        .iter()
+        .map(|m| format!("{m} MiB"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let expected = format!(">= {} MiB", req.value);
+    if bad.is_empty() {
+        vec![check(
+            "gpu.memory",
+            Status::Pass,
+            Some(expected),
+            Some(observed.clone()),
+            format!(
+                "every GPU has {observed}, at least {} MiB required",
+                req.value
+            ),
+            &req.sources,
+        )]
+    } else {
+        vec![check(
+            "gpu.memory",
+            Status::Fail,
+            Some(expected),
+            Some(observed),
+            format!("at least {} MiB required: {}", req.value, bad.join("; ")),
+            &req.sources,
+        )]
+    }
+}
+
+fn runtime_check(i: &Inputs<'_>, id: &str, kind: RuntimeKind) -> Vec<Check> {
+    let rt = i.report.runtime(kind);
+    let status = rt.map(|r| r.status);
+    let needed = i.req.wants_accelerators()
+        && i.req
+            .vendor
+            .as_ref()
+            .is_none_or(|v| v.value == Vendor::Nvidia);
+    let sources: Vec<Source> = i
+        .req
+        .models
+        .iter()
+        .flat_map(|m| m.sources.clone())
+        .chain(i.req.vendor.iter().flat_map(|v| v.sources.clone()))
+        .chain(i.req.min_count.iter().flat_map(|c| c.sources.clone()))
+        .collect();
+    let observed = rt.map(|r| match &r.error {
+        Some(e) if r.status != RuntimeStatus::Loaded => format!("{}: {e}", r.status.as_str()),
+        _ => r.status.as_str().to_string(),
+    });
+    let name = kind.as_str();
+    match (status, needed) {
+        (Some(RuntimeStatus::Loaded), _) => vec![check(
+            id,
+            Status::Pass,
+            Some("loaded".into()),
+            observed,
+            format!(
+                "{name} loaded from {}",
+                rt.and_then(|r| r.library.clone()).unwrap_or_default()
+            ),
+            &sources,
+        )],
+        (_, true) => vec![check(
+            id,
+            Status::Fail,
+            Some("loaded".into()),
+            observed.clone(),
+            format!(
+                "an NVIDIA GPU is required but {name} is {}",
+                observed.unwrap_or_else(|| "not probed".into())
+            ),
+            &sources,
+        )],
+        (_, false) => vec![check(
+            id,
+            Status::Skip,
+            None,
+            observed,
+            format!("{name} not loaded and no NVIDIA GPU required"),
+            &[],
+        )],
+    }
+}
+
+fn runtime_nvml(i: &Inputs<'_>) -> Vec<Check> {
+    runtime_check(i, "runtime.nvml", RuntimeKind::Nvml)
+}
+
+fn runtime_cuda(i: &Inputs<'_>) -> Vec<Check> {
+    runtime_check(i, "runtime.cuda", RuntimeKind::Cuda)
+}
+
+fn version_check(
+    id: &str,
+    what: &str,
+    observed: Option<&str>,
+    req: Option<&Sourced<String>>,
+) -> Vec<Check> {
+    match (req, observed) {
+        (None, Some(v)) => vec![check(
+            id,
+            Status::Pass,
+            None,
+            Some(v.to_string()),
+            format!("{what} {v}; no minimum required"),
+            &[],
+        )],
+        (None, None) => vec![check(
+            id,
+            Status::Skip,
+            None,
+            None,
+            format!("{what} unknown; no minimum required"),
+            &[],
+        )],
+        (Some(r), None) => cannot_run(
+            id,
+            Some(r),
+            Some(format!(">= {}", r.value)),
+            &format!("{what} unknown"),
+        ),
+        (Some(r), Some(v)) => {
+            let ok = compare_versions(v, &r.value) != std::cmp::Ordering::Less;
+            vec![check(
+                id,
+                if ok { Status::Pass } else { Status::Fail },
+                Some(format!(">= {}", r.value)),
+                Some(v.to_string()),
+                format!("{what} {v}, at least {} required", r.value),
+                &r.sources,
+            )]
+        }
+    }
+}
+
+fn driver_version(i: &Inputs<'_>) -> Vec<Check> {
+    version_check(
+        "driver.version",
+        "driver",
+        i.report.driver_version(),
+        i.req.min_driver.as_ref(),
+    )
+}
+
+fn cuda_version(i: &Inputs<'_>) -> Vec<Check> {
+    version_check(
+        "cuda.version",
+        "CUDA",
+        i.report.cuda_version(),
+        i.req.min_cuda.as_ref(),
+    )
+}
+
+/// A health check over every GPU: `judge` returns (status, observation) per device, `None`
+/// when the device cannot tell.
+fn per_device(
+    i: &Inputs<'_>,
+    id: &str,
+    what: &str,
+    judge: impl Fn(&Device) -> Option<(Status, String)>,
+) -> Vec<Check> {
+    let devices = nvidia(i.report);
+    if devices.is_empty() {
+        return vec![check(
+            id,
+            Status::Skip,
+            None,
+            None,
+            "no GPU to check".into(),
+            &[],
+        )];
+    }
+    let mut out = Vec::new();
+    let mut unknown = Vec::new();
+    for d in devices {
+        match judge(d) {
+            Some((Status::Pass, _)) => {}
+            Some((status, obs)) => out.push(Check {
+                device: Some(format!("GPU {}", d.index)),
+                ..check(
+                    id,
+                    status,
+                    None,
+                    Some(obs.clone()),
+                    format!("GPU {}: {obs}", d.index),
+                    &[],
+                )
+            }),
+            None => unknown.push(d.index.to_string()),
+        }
+    }
+    if out.is_empty() {
+        let msg = if unknown.is_empty() {
+            format!("{what}: all GPUs healthy")
+        } else {
+            format!(
+                "{what}: healthy where known; not reported by GPU {}",
+                unknown.join(", ")
+            )
+        };
+        out.push(check(
+            id,
+            if unknown.is_empty() {
+                Status::Pass
+            } else {
+                Status::Warn
+            },
+            None,
+            None,
+            msg,
+            &[],
+        ));
+    }
+    out
+}
+
+fn health_ecc(i: &Inputs<'_>) -> Vec<Check> {
+    per_device(i, "health.ecc", "ECC", |d| {
+        if d.ecc.mode_current == Some(false) {
+            return Some((Status::Warn, "ECC is disabled".into()));
+        }
+        match (d.ecc.volatile_uncorrected, d.ecc.aggregate_uncorrected) {
+            (Some(v), _) if v > 0 => Some((
+                Status::Fail,
+                format!("{v} uncorrectable ECC errors since the driver loaded"),
+            )),
+            (_, Some(a)) if a > 0 => Some((
+                Status::Warn,
+                format!("{a} uncorrectable ECC errors over the GPU's life"),
+            )),
+            (Some(_), _) | (_, Some(_)) => Some((Status::Pass, String::new())),
+            // ECC not supported (consumer GPUs): nothing to judge.
+            (None, None) if d.ecc.mode_current.is_none() => Some((Status::Pass, String::new())),
+            (None, None) => None,
+        }
+    })
+}
+
+fn health_remapped_rows(i: &Inputs<'_>) -> Vec<Check> {
+    per_device(i, "health.remapped_rows", "row remapping", |d| {
+        let r = &d.remapped_rows;
+        match (r.failure, r.pending) {
+            (Some(true), _) => Some((
+                Status::Fail,
+                "a row remap failed: the GPU needs service".into(),
+            )),
+            (_, Some(true)) => Some((
+                Status::Fail,
+                format!(
+                    "{} uncorrectable row remap(s) pending a GPU reset",
+                    r.uncorrectable.unwrap_or(0)
+                ),
+            )),
+            (Some(false), Some(false)) => Some((Status::Pass, String::new())),
+            _ if d
+                .unavailable
+                .get("remapped_rows.pending")
+                .is_some_and(|w| w == "not supported") =>
+            {
+                Some((Status::Pass, String::new()))
+            }
+            _ => None,
+        }
+    })
+}
+
+fn health_retired_pages(i: &Inputs<'_>) -> Vec<Check> {
+    per_device(i, "health.retired_pages", "page retirement", |d| {
+        let r = &d.retired_pages;
+        match (r.pending, r.double_bit_ecc) {
+            (Some(true), _) => Some((
+                Status::Fail,
+                "page retirement pending a driver reload".into(),
+            )),
+            (_, Some(n)) if n > 0 => Some((
+                Status::Warn,
+                format!("{n} pages retired for double-bit errors"),
+            )),
+            (Some(false), _) => Some((Status::Pass, String::new())),
+            _ if d
+                .unavailable
+                .get("retired_pages.pending")
+                .is_some_and(|w| w == "not supported") =>
+            {
+                Some((Status::Pass, String::new()))
+            }
+            _ => None,
+        }
+    })
+}
+
+fn health_xid(_: &Inputs<'_>) -> Vec<Check> {
+    vec![check(
+        "health.xid",
+        Status::Skip,
+        None,
+        None,
+        "XID events are not collected by this version of the report".into(),
+        &[],
+    )]
+}
+
+/// Reasons that mean the hardware is holding clocks back.
+const BAD_REASONS: &[&str] = &[
+    "hw_slowdown",
+    "hw_thermal_slowdown",
+    "hw_power_brake_slowdown",
+    "sw_thermal_slowdown",
+];
+
+fn health_throttle(i: &Inputs<'_>) -> Vec<Check> {
+    per_device(i, "health.throttle", "clock throttling", |d| {
+        let active = d.clock_event_reasons.active.as_ref()?;
+        let bad: Vec<&str> = active
+            .iter()
+            .map(String::as_str)
+            .filter(|r| BAD_REASONS.contains(r))
+            .collect();
+        if bad.is_empty() {
+            Some((Status::Pass, String::new()))
+        } else {
+            Some((
+                Status::Fail,
+                format!("clocks held back by {}", bad.join(", ")),
+            ))
+        }
+    })
+}
+
+fn health_pcie_link(i: &Inputs<'_>) -> Vec<Check> {
+    let want_gen = i.req.pcie_gen.as_ref();
+    let mut out = per_device(i, "health.pcie_link", "PCIe link", |d| {
+        let p = &d.pcie;
+        let (wc, wm) = (p.width_current?, p.width_max?);
+        if wc < wm {
+            return Some((Status::Fail, format!("PCIe link runs x{wc} of x{wm}")));
+        }
+        if let (Some(g), Some(w)) = (p.gen_max, want_gen) {
+            if g < w.value {
+                return Some((
+                    Status::Fail,
+                    format!("PCIe gen {g} at most, gen {} expected", w.value),
+                ));
+            }
+        }
+        Some((Status::Pass, String::new()))
+    });
+    if let Some(w) = want_gen {
+        for c in &mut out {
+            c.sources = w.sources.clone();
+            c.expected = Some(format!("gen {}", w.value));
+        }
+    }
+    out
+}
+
+/// The best throughput per GPU for a kernel and dtype (own kernels and libraries alike).
+fn best_per_device(
+    benches: &[Benchmark],
+    kernel: Kernel,
+    dtype: Option<Dtype>,
+) -> BTreeMap<&str, &Benchmark> {
+    let mut best: BTreeMap<&str, &Benchmark> = BTreeMap::new();
+    for b in benches
+        .iter()
+        .filter(|b| b.kernel == kernel && b.dtype == dtype && b.device.starts_with("cuda:"))
+    {
+        let e = best.entry(b.device.as_str()).or_insert(b);
+        if b.throughput.value > e.throughput.value {
+            *e = b;
+        }
+    }
+    best
+}
+
+fn perf_floor(
+    i: &Inputs<'_>,
+    id: &str,
+    kernel: Kernel,
+    dtype: Option<Dtype>,
+    floor: Option<&Sourced<f64>>,
+    unit: &str,
+) -> Vec<Check> {
+    let best = best_per_device(&i.report.benchmarks, kernel, dtype);
+    if best.is_empty() {
+        // The catalog's floors apply when the report carries benchmarks; a floor someone
+        // asked for explicitly must be measured.
+        let explicit = floor.filter(|f| {
+            f.sources
+                .iter()
+                .any(|s| !matches!(s, Source::Catalog { .. }))
+        });
+        let why = match floor {
+            Some(f) if explicit.is_none() => format!(
+                "the report has no GPU benchmark; the catalog floor {:.1} {unit} applies when it has one (accelprobe bench)",
+                f.value
+            ),
+            _ => "the report has no GPU benchmark for it (run accelprobe bench)".to_string(),
+        };
+        return cannot_run(
+            id,
+            explicit,
+            floor.map(|f| format!(">= {:.1} {unit}", f.value)),
+            &why,
+        );
+    }
+    let mut out = Vec::new();
+    for (dev, b) in best {
+        let v = b.throughput.value;
+        let wrong = !b.correctness.passed;
+        let (status, msg) = match floor {
+            _ if wrong => (
+                Status::Fail,
+                format!(
+                    "{dev}: wrong results ({})",
+                    b.correctness.failure.as_deref().unwrap_or("check failed")
+                ),
+            ),
+            Some(f) if v < f.value => (
+                Status::Fail,
+                format!(
+                    "{dev}: {v:.1} {unit}, below the floor of {:.1} {unit} ({})",
+                    f.value, b.implementation
+                ),
+            ),
+            Some(f) => (
+                Status::Pass,
+                format!(
+                    "{dev}: {v:.1} {unit}, floor {:.1} {unit} ({})",
+                    f.value, b.implementation
+                ),
+            ),
+            None => (
+                Status::Pass,
+                format!(
+                    "{dev}: {v:.1} {unit} ({}); no floor known",
+                    b.implementation
+                ),
+            ),
+        };
+        out.push(Check {
+            device: Some(dev.to_string()),
+            ..check(
+                id,
+                status,
+                floor.map(|f| format!(">= {:.1} {unit}", f.value)),
+                Some(format!("{v:.1} {unit}")),
+                msg,
+                floor.map(|f| f.sources.as_slice()).unwrap_or(&[]),
+            )
+        });
+    }
+    out
+}
+
+fn perf_gemm(i: &Inputs<'_>, dtype: Dtype) -> Vec<Check> {
+    let id = format!("perf.gemm.{}", dtype.as_str());
+    perf_floor(
+        i,
+        &id,
+        Kernel::Gemm,
+        Some(dtype),
+        i.req.min_tflops.get(&dtype),
+        "TFLOP/s",
+    )
+}
+
+fn perf_copy(i: &Inputs<'_>) -> Vec<Check> {
+    perf_floor(
+        i,
+        "perf.copy",
+        Kernel::Copy,
+        None,
+        i.req.min_copy_gbps.as_ref(),
+        "GB/s",
+    )
+}
+
+fn perf_h2d(i: &Inputs<'_>) -> Vec<Check> {
+    let mut out = perf_floor(
+        i,
+        "perf.h2d",
+        Kernel::H2d,
+        None,
+        i.req.min_transfer_gbps.as_ref(),
+        "GB/s",
+    );
+    if !best_per_device(&i.report.benchmarks, Kernel::D2h, None).is_empty() {
+        let d2h = perf_floor(
+            i,
+            "perf.h2d",
+            Kernel::D2h,
+            None,
+            i.req.min_transfer_gbps.as_ref(),
+            "GB/s",
+        );
+        out.extend(d2h.into_iter().map(|mut c| {
+            c.message = format!("device-to-host {}", c.message);
+            c
+        }));
+    }
+    out
+}
+
+/// Largest shortfall of a GPU against its best peer that is still accepted.
+pub const PEER_SPREAD: f64 = 0.10;
+
+fn perf_peer_spread(i: &Inputs<'_>) -> Vec<Check> {
+    let mut out = Vec::new();
+    let mut groups: BTreeMap<(Kernel, Option<Dtype>, String), Vec<&Benchmark>> = BTreeMap::new();
+    for b in i
+        .report
+        .benchmarks
+        .iter()
+        .filter(|b| b.device.starts_with("cuda:") && b.correctness.passed)
+    {
+        groups
+            .entry((b.kernel, b.dtype, b.implementation.clone()))
+            .or_default()
+            .push(b);
+    }
+    for ((kernel, dtype, imp), benches) in groups {
+        if benches.len() < 2 {
+            continue;
+        }
+        let best = benches
+            .iter()
+            .map(|b| b.throughput.value)
+            .fold(0.0, f64::max);
+        for b in benches {
+            let ratio = if best > 0.0 {
+                b.throughput.value / best
+            } else {
+                0.0
+            };
+            if ratio < 1.0 - PEER_SPREAD {
+                out.push(Check {
+                    device: Some(b.device.clone()),
+                    ..check(
+                        "perf.peer_spread",
+                        Status::Fail,
+                        Some(format!(
+                            ">= {:.0}% of the best peer",
+                            (1.0 - PEER_SPREAD) * 100.0
+                        )),
+                        Some(format!("{:.0}%", ratio * 100.0)),
+                        format!(
+                            "{}: {} {} ({imp}) at {:.0}% of the best GPU",
+                            b.device,
+                            kernel.as_str(),
+                            dtype.map_or("", Dtype::as_str),
+                            ratio * 100.0
+                        ),
+                        &[],
+                    )
+                });
+            }
+        }
+    }
+    if out.is_empty() {
+        let gpus = i
+            .report
+            .benchmarks
+            .iter()
+            .filter(|b| b.device.starts_with("cuda:"))
+            .map(|b| b.device.as_str())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+        out.push(if gpus < 2 {
+            check(
+                "perf.peer_spread",
+                Status::Skip,
+                None,
+                None,
+                "fewer than two GPUs benchmarked".into(),
+                &[],
+            )
+        } else {
+            check(
+                "perf.peer_spread",
+                Status::Pass,
+                None,
+                None,
+                format!(
+                    "every GPU within {:.0}% of its best peer",
+                    PEER_SPREAD * 100.0
+                ),
+                &[],
+            )
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_unique_and_dotted() {
+        let mut ids: Vec<&str> = REGISTRY.iter().map(|(id, _)| *id).collect();
+        let n = ids.len();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), n, "duplicate check ids");
+        assert!(ids.iter().all(|id| id.contains('.')
+            && id
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '_')));
+    }
+}
