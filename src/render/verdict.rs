@@ -13,6 +13,17 @@ fn cut(s: &str, max: usize) -> String {
     }
 }
 
+/// Keep the end of `s` (a source's `file:line:column`), starting with `...` when cut.
+fn cut_left(s: &str, max: usize) -> String {
+    let n = s.chars().count();
+    if n <= max {
+        s.to_string()
+    } else {
+        let tail: String = s.chars().skip(n - max.saturating_sub(3)).collect();
+        format!("...{tail}")
+    }
+}
+
 /// One line per check (failures first within the registry order kept), then requirements,
 /// conflicts and warnings.
 pub fn table(v: &Verdict) -> String {
@@ -55,7 +66,7 @@ pub fn table(v: &Verdict) -> String {
             c.status.as_str(),
             cut(c.expected.as_deref().unwrap_or("-"), 18),
             cut(c.observed.as_deref().unwrap_or("-"), 22),
-            cut(&source, 36),
+            cut_left(&source, 36),
             c.message
         );
     }

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use super::catalog::{Catalog, Instance, Model, Vendor as CatalogVendor};
 use super::expect::Expect;
-use super::kubernetes::{Manifests, NodeLabels, Requirement, ResourceName, WellKnown};
+use super::kubernetes::{Manifests, NodeLabels, Operator, Requirement, ResourceName, WellKnown};
 use super::requirements::Requirements;
 use super::source::Source;
 use crate::report::{Dtype, Kernel, Vendor};
@@ -19,6 +19,26 @@ pub enum BuildError {
         origin: Source,
         known: String,
     },
+}
+
+/// Without a memory requirement, the allowed models give one: at least the smallest memory
+/// (within tolerance) among them.
+pub fn memory_from_models(req: &mut Requirements, catalog: &Catalog) {
+    if req.min_memory_mib.is_some() {
+        return;
+    }
+    let Some(models) = &req.models else { return };
+    let los: Vec<u64> = models
+        .value
+        .iter()
+        .filter_map(|k| catalog.model(k))
+        .filter_map(|m| m.memory_range_mib().map(|(lo, _)| lo))
+        .collect();
+    if !los.is_empty() && los.len() == models.value.len() {
+        if let (Some(lo), Some(source)) = (los.into_iter().min(), models.sources.first().cloned()) {
+            req.require_min_memory(lo, source);
+        }
+    }
 }
 
 /// Everything the catalog says a node of `instance_type` must be.
@@ -141,7 +161,9 @@ pub fn from_expects(
             Expect::Gpu(names) => allow_names(req, catalog, names, source)?,
             Expect::Vendor(v) => req.require_vendor(*v, source),
             Expect::Count(n) => req.require_count(*n, source),
-            Expect::MinMemoryMib(m) => req.require_min_memory(*m, source),
+            // Drivers report totals just under round sizes (an L40S shows 46068 MiB, 44.99 GiB):
+            // a 1 % allowance lets `min-memory=45GiB` mean what people mean by it.
+            Expect::MinMemoryMib(m) => req.require_min_memory(m.saturating_mul(99) / 100, source),
             Expect::MinDriver(v) => req.require_min_driver(v.clone(), source),
             Expect::MinCuda(v) => req.require_min_cuda(v.clone(), source),
             Expect::MinTflops(d, t) => req.require_min_tflops(*d, *t, source),
@@ -271,7 +293,26 @@ fn narrow(
         .filter_map(|i| i.family.vendor.report_vendor())
         .map(|v| format!("{v:?}"))
         .collect();
-    let first = sources[0].clone();
+    // Credit the vendor to a requirement that can decide it (name, family, type, maker).
+    let deciding = alternatives
+        .iter()
+        .flat_map(|a| judged(a))
+        .find(|r| {
+            matches!(
+                r.label().well_known(),
+                Some(
+                    WellKnown::InstanceGpuName
+                        | WellKnown::InstanceGpuManufacturer
+                        | WellKnown::InstanceAcceleratorName
+                        | WellKnown::InstanceAcceleratorManufacturer
+                        | WellKnown::InstanceFamily
+                        | WellKnown::InstanceType
+                        | WellKnown::InstanceCategory
+                )
+            )
+        })
+        .map(|r| r.source.clone());
+    let first = deciding.unwrap_or_else(|| sources[0].clone());
     if vendors.len() == 1 {
         let v = if vendors.contains("Neuron") {
             Vendor::Neuron
@@ -291,24 +332,119 @@ fn sources_text(s: &[Source]) -> String {
 }
 
 /// NodePools and Pods (and workloads' pod templates).
+/// The node being judged, as far as the inputs tell: its instance type and NodePool name.
+#[derive(Debug, Default, Clone)]
+pub struct NodeIdentity {
+    pub instance_type: Option<(String, Source)>,
+    pub node_pool: Option<String>,
+}
+
+/// If the node's own instance type is known, every selector must hold for it: record a
+/// conflict naming the requirement that does not.
+fn check_node(
+    req: &mut Requirements,
+    catalog: &Catalog,
+    node: &NodeIdentity,
+    alternatives: &[Vec<Requirement>],
+    what: &str,
+) {
+    let Some((it, it_source)) = &node.instance_type else {
+        return;
+    };
+    let Some(inst) = catalog.instance(it) else {
+        return;
+    };
+    if alternatives.iter().any(|a| instance_satisfies(&inst, a)) {
+        return;
+    }
+    let failing: Vec<String> = alternatives
+        .iter()
+        .flat_map(|a| {
+            a.iter()
+                .filter(|r| !instance_satisfies(&inst, std::slice::from_ref(*r)))
+        })
+        .map(|r| {
+            format!(
+                "{} {} {} ({})",
+                r.key,
+                r.op.as_str(),
+                r.values.join(","),
+                r.source
+            )
+        })
+        .collect();
+    req.conflicts.push(format!(
+        "the node is a {it} ({it_source}), which {what} does not allow: {}",
+        failing.join("; ")
+    ));
+}
+
+/// Count and memory selectors become count and memory requirements.
+fn selectors_to_requirements(req: &mut Requirements, reqs: &[Requirement]) {
+    for r in reqs {
+        let Some(wk) = r.label().well_known() else {
+            continue;
+        };
+        let value = r.values.first().and_then(|v| v.parse::<i64>().ok());
+        match (wk, r.op, value) {
+            (
+                WellKnown::InstanceGpuCount | WellKnown::InstanceAcceleratorCount,
+                Operator::In,
+                Some(n),
+            ) if r.values.len() == 1 && n >= 0 => req.require_count(n as u32, r.source.clone()),
+            (
+                WellKnown::InstanceGpuCount | WellKnown::InstanceAcceleratorCount,
+                Operator::Gt,
+                Some(n),
+            ) if n >= 0 => req.require_min_count((n + 1) as u32, r.source.clone()),
+            (
+                WellKnown::InstanceGpuCount | WellKnown::InstanceAcceleratorCount,
+                Operator::Gte,
+                Some(n),
+            ) if n >= 0 => req.require_min_count(n as u32, r.source.clone()),
+            _ => {}
+        }
+    }
+}
+
 pub fn from_manifests(
     req: &mut Requirements,
     catalog: &Catalog,
     m: &Manifests,
+    node: &NodeIdentity,
     warnings: &mut Vec<String>,
 ) {
     warnings.extend(m.warnings.iter().map(ToString::to_string));
-    for np in &m.node_pools {
-        let name = np.object.name.clone().unwrap_or_else(|| "unnamed".into());
-        // Template labels act as `In` requirements, as Karpenter treats them.
-        let mut reqs = np.requirements.clone();
-        reqs.extend(np.labels.iter().map(|l| l.requirement()));
-        narrow(
-            req,
-            catalog,
-            std::slice::from_ref(&reqs),
-            &format!("NodePool {name}"),
-        );
+    // A pod lands on one NodePool: the pools are alternatives, unless the node says which.
+    let pools: Vec<_> = m
+        .node_pools
+        .iter()
+        .filter(|np| {
+            node.node_pool
+                .as_ref()
+                .is_none_or(|want| np.object.name.as_ref() == Some(want))
+        })
+        .collect();
+    if !pools.is_empty() {
+        let alternatives: Vec<Vec<Requirement>> = pools
+            .iter()
+            .map(|np| {
+                // Template labels act as `In` requirements, as Karpenter treats them.
+                let mut reqs = np.requirements.clone();
+                reqs.extend(np.labels.iter().map(|l| l.requirement()));
+                reqs
+            })
+            .collect();
+        let names: Vec<String> = pools
+            .iter()
+            .map(|np| np.object.name.clone().unwrap_or_else(|| "unnamed".into()))
+            .collect();
+        let what = format!("NodePool {}", names.join(" or "));
+        narrow(req, catalog, &alternatives, &what);
+        check_node(req, catalog, node, &alternatives, &what);
+        if alternatives.len() == 1 {
+            selectors_to_requirements(req, &alternatives[0]);
+        }
     }
     for pod in &m.pods {
         let name = format!(
@@ -324,6 +460,10 @@ pub fn from_manifests(
             ));
         } else {
             narrow(req, catalog, &alternatives, &name);
+            check_node(req, catalog, node, &alternatives, &name);
+            if alternatives.len() == 1 {
+                selectors_to_requirements(req, &alternatives[0]);
+            }
         }
         for (resource, vendor) in [
             (ResourceName::NvidiaGpu, Vendor::Nvidia),

@@ -89,6 +89,39 @@ fn nvidia(report: &Report) -> Vec<&Device> {
         .collect()
 }
 
+/// The accelerators the identity checks count: those of the required vendor (NVIDIA when
+/// none is required).
+fn accelerators<'r>(i: &Inputs<'r>) -> Vec<&'r Device> {
+    let want = i.req.vendor.as_ref().map(|v| v.value);
+    i.report
+        .devices
+        .iter()
+        .filter(|d| match want {
+            Some(v) => d.vendor == Some(v),
+            None => d.vendor != Some(Vendor::Neuron),
+        })
+        .collect()
+}
+
+/// Whether the report could list accelerators of the required vendor at all, and why not.
+fn listing_problem(i: &Inputs<'_>) -> Option<&'static str> {
+    let loaded = |k| {
+        i.report
+            .runtime(k)
+            .is_some_and(|r| r.status == RuntimeStatus::Loaded)
+    };
+    match i.req.vendor.as_ref().map(|v| v.value) {
+        Some(Vendor::Neuron) if !loaded(RuntimeKind::Neuron) => {
+            Some("this version of accelprobe does not probe AWS Neuron devices yet")
+        }
+        Some(Vendor::Neuron) => None,
+        _ if !loaded(RuntimeKind::Nvml) && !loaded(RuntimeKind::Cuda) => {
+            Some("neither NVML nor CUDA could list the GPUs")
+        }
+        _ => None,
+    }
+}
+
 /// Skip when nothing requires the check, fail when a requirement exists but the check
 /// cannot run: unknown is never a pass.
 fn cannot_run<T>(
@@ -160,8 +193,12 @@ fn gpu_model(i: &Inputs<'_>) -> Vec<Check> {
             &[],
         )];
     };
-    let devices = nvidia(i.report);
-    let allowed = req.value.iter().cloned().collect::<Vec<_>>().join(" or ");
+    let devices = accelerators(i);
+    let allowed = if req.value.is_empty() {
+        "no model (the requirements allow none)".to_string()
+    } else {
+        req.value.iter().cloned().collect::<Vec<_>>().join(" or ")
+    };
     if devices.is_empty() {
         return vec![check(
             "gpu.model",
@@ -209,23 +246,16 @@ fn gpu_model(i: &Inputs<'_>) -> Vec<Check> {
 }
 
 fn gpu_count(i: &Inputs<'_>) -> Vec<Check> {
-    let n = nvidia(i.report).len() as u32;
-    let nvml_ok = i
-        .report
-        .runtime(RuntimeKind::Nvml)
-        .is_some_and(|r| r.status == RuntimeStatus::Loaded);
-    let cuda_ok = i
-        .report
-        .runtime(RuntimeKind::Cuda)
-        .is_some_and(|r| r.status == RuntimeStatus::Loaded);
+    let n = accelerators(i).len() as u32;
+    let problem = listing_problem(i);
     let mut out = Vec::new();
     if let Some(c) = &i.req.count {
-        if !nvml_ok && !cuda_ok && c.value > 0 {
+        if let (Some(why), true) = (problem, c.value > 0) {
             out.extend(cannot_run(
                 "gpu.count",
                 Some(c),
                 Some(c.value.to_string()),
-                "neither NVML nor CUDA could list the GPUs",
+                why,
             ));
         } else {
             let ok = n == c.value;
@@ -277,7 +307,7 @@ fn gpu_memory(i: &Inputs<'_>) -> Vec<Check> {
             &[],
         )];
     };
-    let devices = nvidia(i.report);
+    let devices = accelerators(i);
     if devices.is_empty() {
         return cannot_run(
             "gpu.memory",
@@ -540,7 +570,13 @@ fn health_ecc(i: &Inputs<'_>) -> Vec<Check> {
             )),
             (Some(_), _) | (_, Some(_)) => Some((Status::Pass, String::new())),
             // ECC not supported (consumer GPUs): nothing to judge.
-            (None, None) if d.ecc.mode_current.is_none() => Some((Status::Pass, String::new())),
+            (None, None)
+                if d.unavailable
+                    .get("ecc.mode_current")
+                    .is_some_and(|w| w == "not supported") =>
+            {
+                Some((Status::Pass, String::new()))
+            }
             (None, None) => None,
         }
     })
@@ -641,7 +677,20 @@ fn health_pcie_link(i: &Inputs<'_>) -> Vec<Check> {
     let want_gen = i.req.pcie_gen.as_ref();
     let mut out = per_device(i, "health.pcie_link", "PCIe link", |d| {
         let p = &d.pcie;
-        let (wc, wm) = (p.width_current?, p.width_max?);
+        let (Some(wc), Some(wm)) = (p.width_current, p.width_max) else {
+            return want_gen.map(|w| {
+                (
+                    Status::Fail,
+                    format!("PCIe link width unknown; gen {} required", w.value),
+                )
+            });
+        };
+        if let (None, Some(w)) = (p.gen_max, want_gen) {
+            return Some((
+                Status::Fail,
+                format!("PCIe generation unknown; gen {} required", w.value),
+            ));
+        }
         if wc < wm {
             return Some((Status::Fail, format!("PCIe link runs x{wc} of x{wm}")));
         }

@@ -44,11 +44,30 @@ pub fn requirements(
         };
         build::from_instance_type(&mut req, catalog, it, src, &mut warnings);
     }
-    build::from_manifests(&mut req, catalog, &inputs.manifests, &mut warnings);
+    // What the node is: its labels say best, else the report's own instance type.
+    let mut node = build::NodeIdentity::default();
+    if let Some(it) = &report.host.instance_type {
+        node.instance_type = Some((
+            it.clone(),
+            Source::Catalog {
+                entry: format!("{it} (report)"),
+            },
+        ));
+    }
+    if let Some(labels) = &inputs.node_labels {
+        if let Some(l) = labels.well_known(kubernetes::WellKnown::InstanceType) {
+            node.instance_type = Some((l.value.clone(), l.source.clone()));
+        }
+        node.node_pool = labels
+            .well_known(kubernetes::WellKnown::NodePool)
+            .map(|l| l.value.clone());
+    }
+    build::from_manifests(&mut req, catalog, &inputs.manifests, &node, &mut warnings);
     if let Some(labels) = &inputs.node_labels {
         build::from_node_labels(&mut req, catalog, labels, &mut warnings);
     }
     build::from_expects(&mut req, catalog, &inputs.expects)?;
+    build::memory_from_models(&mut req, catalog);
     Ok((req, warnings))
 }
 

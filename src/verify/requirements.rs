@@ -65,11 +65,15 @@ impl Requirements {
         match &mut self.vendor {
             None => self.vendor = Some(Sourced::new(vendor, source)),
             Some(v) if v.value == vendor => v.sources.push(source),
-            Some(v) => self.conflicts.push(format!(
-                "{source} requires {vendor:?} accelerators but {} requires {:?}",
-                sources_text(&v.sources),
-                v.value
-            )),
+            Some(v) => {
+                self.conflicts.push(format!(
+                    "{source} requires {vendor:?} accelerators but {} requires {:?}",
+                    sources_text(&v.sources),
+                    v.value
+                ));
+                // The higher-precedence demand is what the checks hold the node to.
+                *v = Sourced::new(vendor, source);
+            }
         }
     }
 
