@@ -53,6 +53,27 @@ impl Format {
     }
 }
 
+/// Cut `s` to `max` characters, ending in `...` when cut (as nvidia-smi does with names).
+pub(crate) fn fit(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        let keep: String = s.chars().take(max.saturating_sub(3)).collect();
+        format!("{keep}...")
+    }
+}
+
+/// Keep the end of `s` (process paths), starting with `...` when cut, as nvidia-smi does.
+pub(crate) fn fit_tail(s: &str, max: usize) -> String {
+    let n = s.chars().count();
+    if n <= max {
+        s.to_string()
+    } else {
+        let tail: String = s.chars().skip(n - max.saturating_sub(3)).collect();
+        format!("...{tail}")
+    }
+}
+
 /// The report as pretty JSON with a trailing newline.
 pub fn json(report: &Report) -> String {
     let mut s =

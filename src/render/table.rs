@@ -6,6 +6,7 @@
 
 use std::fmt::Write;
 
+use super::{fit, fit_tail};
 use crate::report::{Device, Report, Runtime, RuntimeStatus};
 
 const WIDTH: usize = 89;
@@ -26,16 +27,6 @@ fn enabled(v: Option<bool>) -> String {
         || "N/A".to_string(),
         |b| if b { "Enabled" } else { "Disabled" }.to_string(),
     )
-}
-
-/// Cut `s` to `max` characters, ending in `...` when cut (as nvidia-smi does with names).
-fn fit(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_string()
-    } else {
-        let keep: String = s.chars().take(max.saturating_sub(3)).collect();
-        format!("{keep}...")
-    }
 }
 
 /// The whole screen.
@@ -155,17 +146,6 @@ fn compute_mode_cell(mode: Option<&str>) -> String {
         Some("Exclusive_Thread") => "E. Thread".to_string(),
         Some("Exclusive_Process") => "E. Process".to_string(),
         Some(other) => fit(other, 12),
-    }
-}
-
-/// Keep the end of `s` (process paths), starting with `...` when cut, as nvidia-smi does.
-fn fit_tail(s: &str, max: usize) -> String {
-    let n = s.chars().count();
-    if n <= max {
-        s.to_string()
-    } else {
-        let tail: String = s.chars().skip(n - max.saturating_sub(3)).collect();
-        format!("...{tail}")
     }
 }
 

@@ -2,27 +2,8 @@
 
 use std::fmt::Write;
 
+use super::{fit, fit_tail};
 use crate::verify::verdict::{Status, Verdict};
-
-fn cut(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_string()
-    } else {
-        let keep: String = s.chars().take(max.saturating_sub(3)).collect();
-        format!("{keep}...")
-    }
-}
-
-/// Keep the end of `s` (a source's `file:line:column`), starting with `...` when cut.
-fn cut_left(s: &str, max: usize) -> String {
-    let n = s.chars().count();
-    if n <= max {
-        s.to_string()
-    } else {
-        let tail: String = s.chars().skip(n - max.saturating_sub(3)).collect();
-        format!("...{tail}")
-    }
-}
 
 /// One line per check (failures first within the registry order kept), then requirements,
 /// conflicts and warnings.
@@ -64,9 +45,9 @@ pub fn table(v: &Verdict) -> String {
             "{:<24} {:<5} {:<18} {:<22} {:<36} {}",
             c.id,
             c.status.as_str(),
-            cut(c.expected.as_deref().unwrap_or("-"), 18),
-            cut(c.observed.as_deref().unwrap_or("-"), 22),
-            cut_left(&source, 36),
+            fit(c.expected.as_deref().unwrap_or("-"), 18),
+            fit(c.observed.as_deref().unwrap_or("-"), 22),
+            fit_tail(&source, 36),
             c.message
         );
     }
