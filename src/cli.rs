@@ -32,6 +32,67 @@ pub enum Command {
     Catalog(CatalogArgs),
     /// Check a report against what the Pod, NodePool, node labels and catalog require.
     Verify(VerifyArgs),
+    /// The validation-pod entrypoint: report, quick benchmarks and verdict, for Kubernetes.
+    Run(RunArgs),
+}
+
+/// Where requirements come from; shared by `verify` and `run`. Each option has an
+/// environment variable so a manifest can configure the pod without arguments (lists in
+/// variables: paths separated by `,`, expectations by `;`).
+#[derive(Debug, Args)]
+pub struct RequirementArgs {
+    /// Pod or workload manifest (Job, Deployment, DaemonSet, ...); repeatable, multi-document YAML.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "ACCELPROBE_POD",
+        value_delimiter = ','
+    )]
+    pub pod: Vec<PathBuf>,
+
+    /// Karpenter NodePool manifest; repeatable, multi-document YAML.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "ACCELPROBE_NODEPOOL",
+        value_delimiter = ','
+    )]
+    pub nodepool: Vec<PathBuf>,
+
+    /// The node's labels: a JSON/YAML object, or a Node as `kubectl get node -o json` prints it.
+    #[arg(long, value_name = "FILE", env = "ACCELPROBE_NODE_LABELS")]
+    pub node_labels: Option<PathBuf>,
+
+    /// An explicit requirement, e.g. gpu=l40s, count=1, min-memory=45GiB, min-driver=535,
+    /// min-cuda=12.2, min-tflops.bf16=100 (repeatable; highest precedence).
+    #[arg(
+        long,
+        value_name = "KEY=VALUE",
+        env = "ACCELPROBE_EXPECT",
+        value_delimiter = ';'
+    )]
+    pub expect: Vec<String>,
+}
+
+impl RequirementArgs {
+    /// Read and parse every input (bad input is an error, exit 2).
+    fn inputs(&self) -> Result<crate::verify::VerifyInputs, Error> {
+        use crate::verify::kubernetes;
+        let mut inputs = crate::verify::VerifyInputs::default();
+        for text in self.expect.iter().filter(|t| !t.trim().is_empty()) {
+            let e = crate::verify::expect::parse(text).map_err(Error::Usage)?;
+            inputs.expects.push((e, text.clone()));
+        }
+        for path in self.nodepool.iter().chain(&self.pod) {
+            let m = kubernetes::read_manifests(path).map_err(|e| Error::Input(e.to_string()))?;
+            inputs.manifests.extend(m);
+        }
+        if let Some(path) = &self.node_labels {
+            inputs.node_labels =
+                Some(kubernetes::read_node_labels(path).map_err(|e| Error::Input(e.to_string()))?);
+        }
+        Ok(inputs)
+    }
 }
 
 /// Options of `accelprobe verify`.
@@ -41,26 +102,34 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
 
-    /// Pod or workload manifest (Job, Deployment, DaemonSet, ...); repeatable, multi-document YAML.
-    #[arg(long, value_name = "FILE")]
-    pub pod: Vec<PathBuf>,
-
-    /// Karpenter NodePool manifest; repeatable, multi-document YAML.
-    #[arg(long, value_name = "FILE")]
-    pub nodepool: Vec<PathBuf>,
-
-    /// The node's labels: a JSON/YAML object, or a Node as `kubectl get node -o json` prints it.
-    #[arg(long, value_name = "FILE")]
-    pub node_labels: Option<PathBuf>,
-
-    /// An explicit requirement, e.g. gpu=l40s, count=1, min-memory=45GiB, min-driver=535,
-    /// min-cuda=12.2, min-tflops.bf16=100 (repeatable; highest precedence).
-    #[arg(long, value_name = "KEY=VALUE")]
-    pub expect: Vec<String>,
+    #[command(flatten)]
+    pub requirements: RequirementArgs,
 
     /// Output format: table or json (the verdict).
     #[arg(long, value_name = "FORMAT", default_value = "table")]
     pub format: String,
+
+    #[command(flatten)]
+    pub probe: ProbeArgs,
+}
+
+/// Options of `accelprobe run`, the validation-pod entrypoint.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub requirements: RequirementArgs,
+
+    /// Benchmark profile: quick, standard or thorough.
+    #[arg(long, value_name = "PROFILE", default_value = "quick", env = "ACCELPROBE_PROFILE", value_parser = Profile::parse)]
+    pub profile: Profile,
+
+    /// Skip the micro-kernels (identity, software and health only).
+    #[arg(long, env = "ACCELPROBE_NO_BENCH")]
+    pub no_bench: bool,
+
+    /// Where to write the verdict for Kubernetes (default /dev/termination-log when writable).
+    #[arg(long, value_name = "FILE", env = "ACCELPROBE_TERMINATION_LOG")]
+    pub termination_log: Option<PathBuf>,
 
     #[command(flatten)]
     pub probe: ProbeArgs,
@@ -94,7 +163,7 @@ pub fn read_report(path: &std::path::Path) -> Result<crate::report::Report, Erro
 
 /// `accelprobe verify`.
 pub fn verify(args: &VerifyArgs) -> Result<Outcome, Error> {
-    use crate::verify::{self, kubernetes, VerifyInputs};
+    use crate::verify;
     let json = match args.format.as_str() {
         "table" => false,
         "json" => true,
@@ -104,19 +173,7 @@ pub fn verify(args: &VerifyArgs) -> Result<Outcome, Error> {
             )))
         }
     };
-    let mut inputs = VerifyInputs::default();
-    for text in &args.expect {
-        let e = crate::verify::expect::parse(text).map_err(Error::Usage)?;
-        inputs.expects.push((e, text.clone()));
-    }
-    for path in args.nodepool.iter().chain(&args.pod) {
-        let m = kubernetes::read_manifests(path).map_err(|e| Error::Input(e.to_string()))?;
-        inputs.manifests.extend(m);
-    }
-    if let Some(path) = &args.node_labels {
-        inputs.node_labels =
-            Some(kubernetes::read_node_labels(path).map_err(|e| Error::Input(e.to_string()))?);
-    }
+    let inputs = args.requirements.inputs()?;
     let report = match &args.report {
         Some(path) => read_report(path)?,
         None => probe::probe(&args.probe.options()),
@@ -466,6 +523,112 @@ pub fn bench(args: &BenchArgs, progress: &dyn bench::Progress) -> Result<Outcome
         note,
         exit_code,
     })
+}
+
+/// `accelprobe run`: probe, benchmark, judge; one JSON line on stdout (the report with its
+/// verdict), a summary on stderr, the verdict in the termination message; exit code of the
+/// verdict.
+pub fn run(args: &RunArgs, progress: &dyn bench::Progress) -> Result<Outcome, Error> {
+    let inputs = args.requirements.inputs()?;
+    let mut report = probe::probe(&args.probe.options());
+    let mut notes = Vec::new();
+    if !args.no_bench {
+        let opts = BenchOptions {
+            device: DeviceSel::Auto,
+            kernels: Kernel::ALL.to_vec(),
+            dtypes: Dtype::ALL.to_vec(),
+            size: None,
+            duration: None,
+            profile: args.profile,
+            seed: 1,
+            injection: Injection::default(),
+        };
+        match bench::run(&opts, &report, progress) {
+            Ok(outcome) => {
+                report.benchmarks = outcome.benchmarks;
+                notes = outcome.notes;
+            }
+            Err(e) => notes.push(format!("benchmarks not run: {e}")),
+        }
+    }
+    let catalog = crate::verify::catalog::Catalog::builtin();
+    let verdict = crate::verify::verify(&report, &inputs, catalog)
+        .map_err(|e| Error::Usage(e.to_string()))?;
+
+    let mut doc = serde_json::to_value(&report).unwrap_or_default();
+    doc["verdict"] = serde_json::to_value(&verdict).unwrap_or_default();
+    let mut stdout = serde_json::to_string(&doc).unwrap_or_default();
+    stdout.push('\n');
+
+    let message =
+        crate::feedback::termination_message(&verdict, crate::feedback::TERMINATION_LIMIT);
+    let target = args.termination_log.clone().or_else(|| {
+        let default = std::path::PathBuf::from("/dev/termination-log");
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&default)
+            .ok()
+            .map(|_| default)
+    });
+    let mut summary = run_summary(&verdict, &report, &notes);
+    if let Some(path) = target {
+        if let Err(e) = std::fs::write(&path, &message) {
+            summary.push_str(&format!(
+                "\naccelprobe: cannot write the termination message to {}: {e}",
+                path.display()
+            ));
+        }
+    }
+    Ok(Outcome {
+        stdout,
+        note: Some(summary),
+        exit_code: if verdict.passed { EXIT_OK } else { EXIT_FAIL },
+    })
+}
+
+/// A few lines for a person reading `kubectl logs`.
+fn run_summary(
+    v: &crate::verify::verdict::Verdict,
+    report: &crate::report::Report,
+    notes: &[String],
+) -> String {
+    use crate::verify::verdict::Status;
+    let gpus: Vec<String> = report
+        .devices
+        .iter()
+        .filter_map(|d| d.name.clone())
+        .collect();
+    let mut gpus_text = gpus
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "no accelerator".into());
+    if gpus.len() > 1 {
+        gpus_text = format!("{} x {gpus_text}", gpus.len());
+    }
+    let failed: Vec<String> = v
+        .checks
+        .iter()
+        .filter(|c| c.status == Status::Fail)
+        .map(|c| format!("{}: {}", c.id, c.message))
+        .collect();
+    let mut s = format!(
+        "verdict {} on {} ({gpus_text}): {} checks, {} failed, {} benchmarks",
+        if v.passed { "PASS" } else { "FAIL" },
+        v.node.as_deref().unwrap_or("this node"),
+        v.checks.len(),
+        failed.len(),
+        report.benchmarks.len()
+    );
+    for f in failed.iter().take(10) {
+        s.push_str(&format!("\n  fail {f}"));
+    }
+    if failed.len() > 10 {
+        s.push_str(&format!("\n  ... {} more", failed.len() - 10));
+    }
+    for n in notes {
+        s.push_str(&format!("\n  note: {n}"));
+    }
+    s
 }
 
 #[cfg(test)]

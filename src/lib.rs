@@ -8,6 +8,7 @@
 pub mod bench;
 pub mod cli;
 pub mod error;
+pub mod feedback;
 pub mod probe;
 pub mod render;
 pub mod report;

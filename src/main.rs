@@ -43,6 +43,7 @@ fn run() -> i32 {
         Command::Bench(args) => cli::bench(args, &progress::Bar::for_stderr()),
         Command::Catalog(args) => cli::catalog(args),
         Command::Verify(args) => cli::verify(args),
+        Command::Run(args) => cli::run(args, &progress::Bar::for_stderr()),
     };
     match result {
         Ok(out) => {

@@ -1,0 +1,118 @@
+//! Feedback from the validation pod: the termination message Kubernetes shows in
+//! `kubectl describe pod` and in the pod status, kept under its 4096-byte limit.
+
+use serde_json::{json, Value};
+
+use crate::verify::verdict::{Status, Verdict};
+
+/// Kubernetes truncates termination messages at 4096 bytes.
+pub const TERMINATION_LIMIT: usize = 4096;
+
+/// The verdict, compact, failing checks first, as many as fit in `limit` bytes; `truncated`
+/// says how many failing checks were left out.
+pub fn termination_message(v: &Verdict, limit: usize) -> String {
+    let failed: Vec<Value> = v
+        .checks
+        .iter()
+        .filter(|c| c.status == Status::Fail)
+        .map(|c| json!({"id": c.id, "device": c.device, "message": c.message}))
+        .collect();
+    let warned: Vec<&str> = v
+        .checks
+        .iter()
+        .filter(|c| c.status == Status::Warn)
+        .map(|c| c.id.as_str())
+        .collect();
+    let build = |n: usize, messages: bool| -> String {
+        let shown: Vec<Value> = failed
+            .iter()
+            .take(n)
+            .map(|f| {
+                if messages {
+                    f.clone()
+                } else {
+                    json!({"id": f["id"], "device": f["device"]})
+                }
+            })
+            .collect();
+        let mut doc = json!({
+            "passed": v.passed,
+            "node": v.node,
+            "report_id": v.report_id,
+            "checks": v.checks.len(),
+            "failed": shown,
+            "warned": warned,
+        });
+        if n < failed.len() {
+            doc["truncated"] = json!(failed.len() - n);
+        }
+        doc.to_string()
+    };
+    // Prefer every failure with its message; then fewer; then ids only; then none.
+    for messages in [true, false] {
+        for n in (0..=failed.len()).rev() {
+            let s = build(n, messages);
+            if s.len() <= limit {
+                return s;
+            }
+        }
+    }
+    let minimal = json!({"passed": v.passed, "truncated": failed.len()}).to_string();
+    minimal.chars().take(limit).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verify::verdict::{Check, VERDICT_SCHEMA_VERSION};
+
+    fn verdict(failing: usize) -> Verdict {
+        let mut checks = vec![Check {
+            id: "gpu.count".into(),
+            status: Status::Pass,
+            expected: None,
+            observed: None,
+            message: "ok".into(),
+            sources: vec![],
+            device: None,
+        }];
+        for i in 0..failing {
+            checks.push(Check {
+                id: format!("health.ecc.{i}"),
+                status: Status::Fail,
+                expected: None,
+                observed: None,
+                message: "x".repeat(120),
+                sources: vec![],
+                device: Some(format!("GPU {i}")),
+            });
+        }
+        Verdict {
+            schema_version: VERDICT_SCHEMA_VERSION,
+            passed: failing == 0,
+            report_id: "r".into(),
+            node: Some("n".into()),
+            requirements: vec![],
+            conflicts: vec![],
+            warnings: vec![],
+            checks,
+        }
+    }
+
+    #[test]
+    fn fits_and_keeps_failures_first() {
+        let small = termination_message(&verdict(2), TERMINATION_LIMIT);
+        let v: Value = serde_json::from_str(&small).unwrap();
+        assert_eq!(v["failed"].as_array().unwrap().len(), 2);
+        assert!(v.get("truncated").is_none());
+        let big = termination_message(&verdict(500), TERMINATION_LIMIT);
+        assert!(big.len() <= TERMINATION_LIMIT, "{}", big.len());
+        let v: Value = serde_json::from_str(&big).unwrap();
+        let shown = v["failed"].as_array().unwrap().len();
+        assert!(shown > 0 && shown < 500);
+        assert_eq!(v["truncated"].as_u64().unwrap() as usize, 500 - shown);
+        assert_eq!(v["passed"], false);
+        let tiny = termination_message(&verdict(5), 40);
+        assert!(tiny.len() <= 40);
+    }
+}

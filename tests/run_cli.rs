@@ -1,0 +1,127 @@
+//! `accelprobe run`, the validation-pod entrypoint, configured through environment variables
+//! as a manifest would, against the fake NVML and CUDA driver.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::{accelprobe, fakes};
+use serde_json::Value;
+
+fn fixture(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
+}
+
+fn run(report_fixture: &str, term: &Path, extra_env: &[(&str, String)], args: &[&str]) -> Output {
+    let mut cmd = accelprobe();
+    fakes().serve(&mut cmd, report_fixture);
+    cmd.arg("run")
+        .args(args)
+        .env("ACCELPROBE_POD", fixture("k8s/seed-pod.yaml"))
+        .env("ACCELPROBE_NODEPOOL", fixture("k8s/seed-nodepool-gpu.yaml"))
+        .env("ACCELPROBE_TERMINATION_LOG", term);
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run accelprobe run")
+}
+
+#[test]
+fn the_seed_node_passes_with_one_json_line_and_a_termination_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let term = dir.path().join("termination-log");
+    let o = run("seed-l40s", &term, &[], &["--no-bench"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(out.lines().count(), 1, "exactly one JSON line on stdout");
+    let doc: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(doc["verdict"]["passed"], true);
+    assert_eq!(doc["devices"][0]["name"], "NVIDIA L40S");
+    assert!(
+        err.contains("verdict PASS") && err.contains("NVIDIA L40S"),
+        "{err}"
+    );
+    let msg = std::fs::read_to_string(&term).unwrap();
+    assert!(msg.len() <= 4096);
+    let m: Value = serde_json::from_str(&msg).unwrap();
+    assert_eq!(m["passed"], true);
+    assert_eq!(m["report_id"], doc["id"]);
+}
+
+#[test]
+fn a_wrong_gpu_fails_and_the_termination_message_leads_with_the_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let term = dir.path().join("termination-log");
+    let o = run("l4", &term, &[], &["--no-bench"]);
+    assert_eq!(o.status.code(), Some(1));
+    let m: Value = serde_json::from_str(&std::fs::read_to_string(&term).unwrap()).unwrap();
+    assert_eq!(m["passed"], false);
+    let ids: Vec<&str> = m["failed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"gpu.model"), "{ids:?}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("fail gpu.model"));
+}
+
+#[test]
+fn expectations_come_from_the_environment_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let term = dir.path().join("t");
+    let o = run(
+        "seed-l40s",
+        &term,
+        &[("ACCELPROBE_EXPECT", "count=2;min-driver=535".into())],
+        &["--no-bench"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let doc: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let failed: Vec<&str> = doc["verdict"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "fail")
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed, ["gpu.count"], "count=2 fails, min-driver=535 holds");
+}
+
+#[test]
+fn benchmarks_run_and_land_in_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let term = dir.path().join("t");
+    // No CUDA: the quick profile runs on the CPU (small sizes to keep the test fast).
+    let o = run(
+        "seed-l40s",
+        &term,
+        &[],
+        &["--no-cuda", "--profile", "quick"],
+    );
+    let doc: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let b = doc["benchmarks"].as_array().unwrap();
+    assert!(b.len() >= 5, "{}", doc["benchmarks"]);
+    assert!(b.iter().all(|x| x["correctness"]["passed"] == true));
+}
+
+#[test]
+fn bad_input_exits_2_before_probing() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "kind: Pod\nspec: [\n").unwrap();
+    let term = dir.path().join("t");
+    let o = run(
+        "seed-l40s",
+        &term,
+        &[("ACCELPROBE_POD", bad.display().to_string())],
+        &["--no-bench"],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("bad.yaml"));
+    assert!(!term.exists(), "no verdict is written for bad input");
+}
