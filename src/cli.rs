@@ -131,6 +131,23 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE", env = "ACCELPROBE_TERMINATION_LOG")]
     pub termination_log: Option<PathBuf>,
 
+    /// Also send the report (with its verdict) to a collector at this URL.
+    #[arg(long, value_name = "URL", env = "ACCELPROBE_POST_URL")]
+    pub post: Option<String>,
+
+    /// File holding the bearer token for `--post`.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "ACCELPROBE_TOKEN_FILE",
+        requires = "post"
+    )]
+    pub token_file: Option<PathBuf>,
+
+    /// How long `--post` may keep retrying in total.
+    #[arg(long, value_name = "DURATION", default_value = "60s", env = "ACCELPROBE_POST_TIMEOUT", value_parser = parse_duration)]
+    pub post_timeout: Duration,
+
     #[command(flatten)]
     pub probe: ProbeArgs,
 }
@@ -530,6 +547,38 @@ pub fn bench(args: &BenchArgs, progress: &dyn bench::Progress) -> Result<Outcome
 /// verdict.
 pub fn run(args: &RunArgs, progress: &dyn bench::Progress) -> Result<Outcome, Error> {
     let inputs = args.requirements.inputs()?;
+    // Check the delivery settings before spending time on the node.
+    let post = match &args.post {
+        None => None,
+        Some(url) => {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(Error::Usage(format!(
+                    "--post {url}: use an http:// or https:// URL"
+                )));
+            }
+            let token = match &args.token_file {
+                None => None,
+                Some(path) => {
+                    let t = std::fs::read_to_string(path).map_err(|e| {
+                        Error::Input(format!("{}: cannot read the token: {e}", path.display()))
+                    })?;
+                    let t = t.trim().to_string();
+                    if t.is_empty() {
+                        return Err(Error::Input(format!(
+                            "{}: the token file is empty",
+                            path.display()
+                        )));
+                    }
+                    Some(t)
+                }
+            };
+            Some(crate::feedback::post::PostOptions::new(
+                url.clone(),
+                token,
+                args.post_timeout,
+            ))
+        }
+    };
     let mut report = probe::probe(&args.probe.options());
     let mut notes = Vec::new();
     if !args.no_bench {
@@ -571,6 +620,10 @@ pub fn run(args: &RunArgs, progress: &dyn bench::Progress) -> Result<Outcome, Er
             .map(|_| default)
     });
     let mut summary = run_summary(&verdict, &report, &notes);
+    if let Some(opts) = &post {
+        let outcome = crate::feedback::post::post(stdout.trim_end(), opts);
+        summary.push_str(&format!("\n  report to {}: {outcome}", opts.url));
+    }
     if let Some(path) = target {
         if let Err(e) = std::fs::write(&path, &message) {
             summary.push_str(&format!(

@@ -125,3 +125,129 @@ fn bad_input_exits_2_before_probing() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("bad.yaml"));
     assert!(!term.exists(), "no verdict is written for bad input");
 }
+
+/// A loopback HTTP server answering each request with the next status of `script` (the last
+/// one repeats); returns its URL and the requests it received (head and body).
+fn collector(script: Vec<u16>) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1/reports", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for (i, stream) in listener.incoming().enumerate().take(20) {
+            let Ok(mut s) = stream else { continue };
+            s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                .ok();
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 65536];
+            // Read the head, then as much body as Content-Length says.
+            loop {
+                let n = s.read(&mut chunk).unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).to_string();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let len = text[..end]
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if buf.len() >= end + 4 + len {
+                        break;
+                    }
+                }
+            }
+            log.lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&buf).to_string());
+            let status = *script.get(i).or(script.last()).unwrap();
+            let _ = write!(
+                s,
+                "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+        }
+    });
+    (url, seen)
+}
+
+#[test]
+fn the_report_is_posted_with_retries_and_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let term = dir.path().join("t");
+    let token = dir.path().join("token");
+    std::fs::write(&token, "s3cret\n").unwrap();
+    let (url, seen) = collector(vec![503, 503, 201]);
+    let o = run(
+        "seed-l40s",
+        &term,
+        &[],
+        &[
+            "--no-bench",
+            "--post",
+            &url,
+            "--token-file",
+            token.to_str().unwrap(),
+        ],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("delivered (HTTP 201) after 3 attempt(s)"),
+        "{err}"
+    );
+    let reqs = seen.lock().unwrap();
+    assert_eq!(reqs.len(), 3);
+    let last = &reqs[2];
+    assert!(last.starts_with("POST /v1/reports"), "{last}");
+    assert!(last.contains("Bearer s3cret"), "{last}");
+    let body = &last[last.find("\r\n\r\n").unwrap() + 4..];
+    let doc: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(doc["verdict"]["passed"], true);
+}
+
+#[test]
+fn a_refusing_or_missing_collector_does_not_change_the_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let term = dir.path().join("t");
+    let (url, seen) = collector(vec![401]);
+    let o = run("seed-l40s", &term, &[], &["--no-bench", "--post", &url]);
+    assert_eq!(o.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("refused the report with HTTP 401"), "{err}");
+    assert_eq!(seen.lock().unwrap().len(), 1, "a 401 is not retried");
+    // Nothing listening: bounded retries, then the verdict's exit code (1 for the L4).
+    let start = std::time::Instant::now();
+    let o = run(
+        "l4",
+        &term,
+        &[],
+        &[
+            "--no-bench",
+            "--post",
+            "http://127.0.0.1:9/v1/reports",
+            "--post-timeout",
+            "1s",
+        ],
+    );
+    assert!(start.elapsed() < std::time::Duration::from_secs(10));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("not delivered"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // Bad settings are bad input.
+    let o = run(
+        "seed-l40s",
+        &term,
+        &[],
+        &["--no-bench", "--post", "ftp://x"],
+    );
+    assert_eq!(o.status.code(), Some(2));
+}

@@ -1,6 +1,8 @@
 //! Feedback from the validation pod: the termination message Kubernetes shows in
 //! `kubectl describe pod` and in the pod status, kept under its 4096-byte limit.
 
+pub mod post;
+
 use serde_json::{json, Value};
 
 use crate::verify::verdict::{Status, Verdict};
