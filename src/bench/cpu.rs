@@ -204,7 +204,7 @@ impl Cpu<'_> {
     pub fn inference(&self, shape: BlockShape, dtype: Dtype, budget: &Budget) -> Benchmark {
         let blk = Block::random(shape, dtype, self.seed);
         let threads = Self::threads();
-        let mut ops = HostOps { dtype, threads };
+        let mut ops = HostOps::new(dtype, threads);
         let Ok(weights) = block::upload(&mut ops, &blk);
         let Ok(mut scratch) = block::scratch(&mut ops, &blk);
         let mut out = Vec::new();
@@ -266,10 +266,7 @@ pub fn check_inference(blk: &Block, out: &[f32], threads: usize) -> Correctness 
 
 /// One forward pass of `blk` on the CPU, through the same [`block`] program the GPU runs.
 pub fn block_forward(blk: &Block, threads: usize) -> Vec<f32> {
-    let mut ops = HostOps {
-        dtype: blk.dtype,
-        threads,
-    };
+    let mut ops = HostOps::new(blk.dtype, threads);
     let Ok(weights) = block::upload(&mut ops, blk);
     let Ok(mut scratch) = block::scratch(&mut ops, blk);
     let Ok(y) = block::forward(&mut ops, blk, &weights, &mut scratch);
@@ -280,11 +277,29 @@ pub fn block_forward(blk: &Block, threads: usize) -> Vec<f32> {
 pub struct HostOps {
     pub dtype: Dtype,
     pub threads: usize,
+    /// Addresses of constant buffers (weights): their values are already representable in the
+    /// dtype ([`Block::random`] makes them so), so they need no rounding pass.
+    constants: std::collections::HashSet<usize>,
 }
 
 impl HostOps {
-    fn rounded<'a>(&self, src: &'a [f32], n: usize, scratch: &'a mut Vec<f32>) -> &'a [f32] {
-        if self.dtype == Dtype::F32 {
+    pub fn new(dtype: Dtype, threads: usize) -> Self {
+        HostOps {
+            dtype,
+            threads,
+            constants: Default::default(),
+        }
+    }
+
+    fn rounded<'a>(
+        &self,
+        buf: &'a [f32],
+        offset: usize,
+        n: usize,
+        scratch: &'a mut Vec<f32>,
+    ) -> &'a [f32] {
+        let src = &buf[offset..];
+        if self.dtype == Dtype::F32 || self.constants.contains(&(buf.as_ptr() as usize)) {
             return &src[..n];
         }
         scratch.clear();
@@ -299,6 +314,11 @@ impl Ops for HostOps {
 
     fn upload(&mut self, data: &[f32]) -> Result<Vec<f32>, Self::Error> {
         Ok(data.to_vec())
+    }
+
+    fn constant(&mut self, buf: &Vec<f32>) -> Result<(), Self::Error> {
+        self.constants.insert(buf.as_ptr() as usize);
+        Ok(())
     }
 
     fn zeros(&mut self, n: usize) -> Result<Vec<f32>, Self::Error> {
@@ -319,8 +339,8 @@ impl Ops for HostOps {
         c: &mut Vec<f32>,
     ) -> Result<(), Self::Error> {
         let (mut sa, mut sb) = (Vec::new(), Vec::new());
-        let a = self.rounded(&a.0[a.1..], m * k, &mut sa);
-        let b = self.rounded(&b.0[b.1..], k * n, &mut sb);
+        let a = self.rounded(a.0, a.1, m * k, &mut sa);
+        let b = self.rounded(b.0, b.1, k * n, &mut sb);
         matmul(m, n, k, a, b, false, c, self.threads);
         Ok(())
     }
