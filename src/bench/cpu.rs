@@ -13,7 +13,7 @@ use rayon::prelude::*;
 
 use super::block::{self, At, Ops};
 use super::check::{check_gemm, Gemm};
-use super::data::{round_tf32, round_to, Inputs};
+use super::data::{gemm_inputs, round_tf32, round_to, Inputs};
 use super::inference::{inference_bound, matmul, reference, relative_rms_error, Block, BlockShape};
 use super::timing::{self, host_time, Budget};
 use super::{finish, Injection, Measured};
@@ -72,15 +72,7 @@ impl Cpu<'_> {
         (m, n, k): (usize, usize, usize),
         budget: &Budget,
     ) -> Benchmark {
-        let mut inp = Inputs::new(self.seed);
-        // For tf32 the kernel gets plain f32 and does the rounding itself.
-        let storage = if dtype == Dtype::Tf32 {
-            Dtype::F32
-        } else {
-            dtype
-        };
-        let a = inp.vec(m * k, storage, 1.0);
-        let b = inp.vec(k * n, storage, 1.0);
+        let (a, b) = gemm_inputs(self.seed, dtype, (m, n, k));
         let mut c = vec![f32::NAN; m * n];
         let threads = Self::threads();
         let gemm = |a: &[f32], b: &[f32], c: &mut [f32]| matmul(m, n, k, a, b, false, c, threads);

@@ -20,9 +20,8 @@ use cudarc::nvrtc::Ptx;
 use super::block::{self, At, Ops};
 use super::check::{check_gemm, Gemm};
 use super::cpu::check_inference;
-use super::data::Inputs;
+use super::data::{gemm_inputs, Inputs};
 use super::inference::{Block, BlockShape};
-use super::peaks::{lookup, peak_for};
 use super::timing::{self, Budget};
 use super::{finish, Injection, Measured};
 use crate::probe::guard::guarded;
@@ -261,11 +260,14 @@ impl Gpu {
         }
     }
 
+    /// The datasheet peak of this GPU's model for a kernel, from the catalog.
     fn peak(&self, kernel: Kernel, dtype: Option<Dtype>) -> Option<f64> {
-        self.name
-            .as_deref()
-            .and_then(lookup)
-            .and_then(|p| peak_for(p, kernel, dtype))
+        let name = self.name.as_deref()?;
+        let catalog = crate::verify::catalog::Catalog::builtin();
+        catalog
+            .identify_gpu(name, None)
+            .model()?
+            .peak_for(kernel, dtype)
     }
 
     fn device(&self) -> String {
@@ -426,20 +428,18 @@ impl GpuJob<'_> {
         size: usize,
         use_cublas: bool,
     ) -> Result<Benchmark, String> {
-        if !use_cublas {
-            if let Err(e) = gemm_kernel(dtype, gpu.cc) {
-                return Err(format!("{}: {e}", gpu.device()));
-            }
+        // Measure a format only where the GPU has it, for both implementations: below sm_80
+        // cuBLAS would silently run "tf32" as f32 (and may refuse bf16).
+        if let Err(e) = gemm_kernel(dtype, gpu.cc) {
+            let also = if use_cublas {
+                " (cuBLAS skipped too)"
+            } else {
+                ""
+            };
+            return Err(format!("{}: {e}{also}", gpu.device()));
         }
         let (m, n, k) = (size, size, size);
-        let mut inp = Inputs::new(self.seed);
-        let storage = if dtype == Dtype::Tf32 {
-            Dtype::F32
-        } else {
-            dtype
-        };
-        let a = inp.vec(m * k, storage, 1.0);
-        let b = inp.vec(k * n, storage, 1.0);
+        let (a, b) = gemm_inputs(self.seed, dtype, (m, n, k));
         let implementation = if use_cublas {
             "cublas"
         } else {

@@ -36,6 +36,24 @@ impl Inputs {
     }
 }
 
+/// The A (m×k) and B (k×n) of a GEMM benchmark at `dtype`: representable in the dtype, except
+/// for tf32, whose kernels get plain f32 and do the rounding themselves.
+pub fn gemm_inputs(
+    seed: u64,
+    dtype: Dtype,
+    (m, n, k): (usize, usize, usize),
+) -> (Vec<f32>, Vec<f32>) {
+    let storage = if dtype == Dtype::Tf32 {
+        Dtype::F32
+    } else {
+        dtype
+    };
+    let mut inp = Inputs::new(seed);
+    let a = inp.vec(m * k, storage, 1.0);
+    let b = inp.vec(k * n, storage, 1.0);
+    (a, b)
+}
+
 /// Round an f32 to TensorFloat-32 (10 explicit mantissa bits), to nearest, ties away from
 /// zero, as the GPU's `cvt.rna.tf32.f32` does. Non-finite values pass unchanged.
 pub fn round_tf32(x: f32) -> f32 {

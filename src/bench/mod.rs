@@ -8,7 +8,6 @@ pub mod cpu;
 pub mod cuda;
 pub mod data;
 pub mod inference;
-pub mod peaks;
 pub mod stats;
 pub mod timing;
 
