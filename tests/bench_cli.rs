@@ -4,7 +4,7 @@ mod common;
 
 use std::process::Output;
 
-use common::{accelprobe, fakes};
+use common::{accelprobe, fakes, stderr};
 use serde_json::Value;
 
 fn bench(args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -14,10 +14,6 @@ fn bench(args: &[&str], env: &[(&str, &str)]) -> Output {
         cmd.env(k, v);
     }
     cmd.output().expect("run accelprobe bench")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 fn json(o: &Output) -> Value {

@@ -3,17 +3,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
-use common::{accelprobe, fakes};
+use common::{accelprobe, fakes, fixture};
 use serde_json::Value;
-
-fn fixture(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(rel)
-}
 
 fn run(report_fixture: &str, term: &Path, extra_env: &[(&str, String)], args: &[&str]) -> Output {
     let mut cmd = accelprobe();

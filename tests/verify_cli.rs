@@ -5,14 +5,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::accelprobe;
+use common::{accelprobe, fixture, stderr, stdout};
 use serde_json::Value;
-
-fn fixture(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(rel)
-}
 
 fn verify(args: &[&str]) -> Output {
     accelprobe()
@@ -20,14 +14,6 @@ fn verify(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("run accelprobe verify")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 fn seed(report: &str, extra: &[&str], format: &str) -> Output {
@@ -48,13 +34,16 @@ fn seed(report: &str, extra: &[&str], format: &str) -> Output {
     verify(&args)
 }
 
+/// The checks with `id`; at least one must exist, so `.all(...)` over them means something.
 fn checks<'a>(v: &'a Value, id: &str) -> Vec<&'a Value> {
-    v["checks"]
+    let found: Vec<&Value> = v["checks"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|c| c["id"] == id)
-        .collect()
+        .collect();
+    assert!(!found.is_empty(), "no check {id} in the verdict: {v}");
+    found
 }
 
 #[test]

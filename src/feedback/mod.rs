@@ -50,17 +50,25 @@ pub fn termination_message(v: &Verdict, limit: usize) -> String {
         }
         doc.to_string()
     };
-    // Prefer every failure with its message; then fewer; then ids only; then none.
+    // Prefer every failure with its message, then ids only; within each, as many failures as
+    // fit (the length grows with the count, so a binary search finds it).
     for messages in [true, false] {
-        for n in (0..=failed.len()).rev() {
-            let s = build(n, messages);
-            if s.len() <= limit {
-                return s;
+        if build(0, messages).len() > limit {
+            continue;
+        }
+        let (mut lo, mut hi) = (0, failed.len());
+        while lo < hi {
+            let mid = (lo + hi).div_ceil(2);
+            if build(mid, messages).len() <= limit {
+                lo = mid;
+            } else {
+                hi = mid - 1;
             }
         }
+        return build(lo, messages);
     }
-    let minimal = json!({"passed": v.passed, "truncated": failed.len()}).to_string();
-    minimal.chars().take(limit).collect()
+    // Smaller than any summary: still valid JSON, never a cut one.
+    json!({"passed": v.passed}).to_string()
 }
 
 #[cfg(test)]
@@ -116,5 +124,7 @@ mod tests {
         assert_eq!(v["passed"], false);
         let tiny = termination_message(&verdict(5), 40);
         assert!(tiny.len() <= 40);
+        let t: Value = serde_json::from_str(&tiny).expect("still valid JSON");
+        assert_eq!(t["passed"], false);
     }
 }

@@ -50,9 +50,7 @@ pub struct Fakes {
 impl Fakes {
     /// `tests/fixtures/nvml/<name>.json`.
     pub fn fixture(&self, name: &str) -> PathBuf {
-        workspace()
-            .join("tests/fixtures/nvml")
-            .join(format!("{name}.json"))
+        fixture(&format!("nvml/{name}.json"))
     }
 
     /// Point `cmd` at both fakes serving the fixture `name`: `ACCELPROBE_NVML_LIB`, the
@@ -187,4 +185,19 @@ fn remove_stale_lib_dirs(target: &Path) {
             let _ = std::fs::remove_dir_all(entry.path());
         }
     }
+}
+
+/// A test fixture: `tests/fixtures/<rel>`.
+pub fn fixture(rel: &str) -> PathBuf {
+    workspace().join("tests/fixtures").join(rel)
+}
+
+/// A finished command's stdout as text.
+pub fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A finished command's stderr as text.
+pub fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
 }
