@@ -5,8 +5,10 @@ use std::collections::BTreeSet;
 
 use super::catalog::{Catalog, Instance, Model, Vendor as CatalogVendor};
 use super::expect::Expect;
-use super::kubernetes::{Manifests, NodeLabels, Operator, Requirement, ResourceName, WellKnown};
-use super::requirements::Requirements;
+use super::kubernetes::{
+    parse_int, Manifests, NodeLabels, Operator, Requirement, ResourceName, WellKnown,
+};
+use super::requirements::{sources_text, Requirements};
 use super::source::Source;
 use crate::report::{Dtype, Kernel, Vendor};
 
@@ -120,7 +122,7 @@ pub fn allow_names(
     source: Source,
 ) -> Result<(), BuildError> {
     let mut set = BTreeSet::new();
-    let mut vendors = BTreeSet::new();
+    let mut vendors = Vec::new();
     for n in names {
         let models = resolve_models(catalog, n);
         if models.is_empty() {
@@ -132,17 +134,10 @@ pub fn allow_names(
         }
         for m in models {
             set.insert(m.key.clone());
-            if let Some(v) = m.vendor.report_vendor() {
-                vendors.insert(format!("{v:?}"));
-            }
+            vendors.extend(m.vendor.report_vendor());
         }
     }
-    if vendors.len() == 1 {
-        let v = if vendors.contains("Neuron") {
-            Vendor::Neuron
-        } else {
-            Vendor::Nvidia
-        };
+    if let Some(v) = single_vendor(vendors) {
         req.require_vendor(v, source.clone());
     }
     req.allow_models(set, source);
@@ -205,9 +200,30 @@ fn generation(family: &str) -> String {
         .collect()
 }
 
-/// The value the well-known label `wk` has on a node of this instance type, when the catalog
-/// can tell; `Err(())` when the label is not derivable from the catalog (zone, capacity type).
-fn instance_label(inst: &Instance<'_>, wk: WellKnown) -> Result<Option<String>, ()> {
+/// Whether the catalog can tell a label's value for an instance type (zone, capacity type and
+/// custom labels it cannot: requirements on them never narrow the models).
+fn catalog_judges(wk: WellKnown) -> bool {
+    matches!(
+        wk,
+        WellKnown::InstanceType
+            | WellKnown::InstanceFamily
+            | WellKnown::InstanceSize
+            | WellKnown::InstanceCategory
+            | WellKnown::InstanceGeneration
+            | WellKnown::Arch
+            | WellKnown::InstanceGpuName
+            | WellKnown::InstanceGpuCount
+            | WellKnown::InstanceGpuMemory
+            | WellKnown::InstanceGpuManufacturer
+            | WellKnown::InstanceAcceleratorName
+            | WellKnown::InstanceAcceleratorCount
+            | WellKnown::InstanceAcceleratorManufacturer
+    )
+}
+
+/// The value the label `wk` (one [`catalog_judges`]) has on a node of this instance type;
+/// `None` when such a node does not carry it (no GPU labels on a Neuron instance).
+fn instance_label(inst: &Instance<'_>, wk: WellKnown) -> Option<String> {
     let m = inst.model;
     let gpu = matches!(
         inst.family.vendor,
@@ -219,7 +235,7 @@ fn instance_label(inst: &Instance<'_>, wk: WellKnown) -> Result<Option<String>, 
         CatalogVendor::Amd => "amd",
         CatalogVendor::Neuron => "aws",
     };
-    Ok(match wk {
+    match wk {
         WellKnown::InstanceType => Some(inst.instance_type()),
         WellKnown::InstanceFamily => Some(inst.family.name.clone()),
         WellKnown::InstanceSize => Some(inst.size.to_string()),
@@ -235,31 +251,28 @@ fn instance_label(inst: &Instance<'_>, wk: WellKnown) -> Result<Option<String>, 
         WellKnown::InstanceAcceleratorName => neuron.then(|| m.label_name.clone()).flatten(),
         WellKnown::InstanceAcceleratorCount => neuron.then(|| inst.devices.to_string()),
         WellKnown::InstanceAcceleratorManufacturer => neuron.then(|| manufacturer.to_string()),
-        _ => return Err(()),
-    })
+        _ => None,
+    }
+}
+
+/// The label a requirement is about, when the catalog can judge it.
+fn judged_label(r: &Requirement) -> Option<WellKnown> {
+    r.label().well_known().filter(|wk| catalog_judges(*wk))
 }
 
 /// Whether a node of this instance type can satisfy every requirement the catalog can judge.
 fn instance_satisfies(inst: &Instance<'_>, reqs: &[Requirement]) -> bool {
-    reqs.iter().all(|r| match r.label().well_known() {
-        Some(wk) => match instance_label(inst, wk) {
-            Ok(value) => r.matches(value.as_deref()),
-            Err(()) => true,
-        },
+    reqs.iter().all(|r| match judged_label(r) {
+        Some(wk) => r.matches(instance_label(inst, wk).as_deref()),
         None => true,
     })
 }
 
-/// The requirements of a set the catalog can judge (the others cannot narrow the models).
-fn judged(reqs: &[Requirement]) -> Vec<&Requirement> {
-    let probe = all_instances(Catalog::builtin());
-    reqs.iter()
-        .filter(|r| {
-            r.label()
-                .well_known()
-                .is_some_and(|wk| probe.first().is_none_or(|i| instance_label(i, wk).is_ok()))
-        })
-        .collect()
+/// The one vendor of `vendors`, when they are all the same.
+fn single_vendor(vendors: impl IntoIterator<Item = Vendor>) -> Option<Vendor> {
+    let mut it = vendors.into_iter();
+    let first = it.next()?;
+    it.all(|v| v == first).then_some(first)
 }
 
 /// Narrow the models to those of the instance types satisfying one of `alternatives`.
@@ -269,11 +282,12 @@ fn narrow(
     alternatives: &[Vec<Requirement>],
     what: &str,
 ) {
-    let sources: Vec<Source> = alternatives
+    let judged: Vec<&Requirement> = alternatives
         .iter()
-        .flat_map(|a| judged(a))
-        .map(|r| r.source.clone())
+        .flatten()
+        .filter(|r| judged_label(r).is_some())
         .collect();
+    let sources: Vec<Source> = judged.iter().map(|r| r.source.clone()).collect();
     if sources.is_empty() {
         return;
     }
@@ -288,18 +302,12 @@ fn narrow(
             sources_text(&sources)
         ));
     }
-    let vendors: BTreeSet<String> = candidates
-        .iter()
-        .filter_map(|i| i.family.vendor.report_vendor())
-        .map(|v| format!("{v:?}"))
-        .collect();
     // Credit the vendor to a requirement that can decide it (name, family, type, maker).
-    let deciding = alternatives
+    let deciding = judged
         .iter()
-        .flat_map(|a| judged(a))
         .find(|r| {
             matches!(
-                r.label().well_known(),
+                judged_label(r),
                 Some(
                     WellKnown::InstanceGpuName
                         | WellKnown::InstanceGpuManufacturer
@@ -312,26 +320,17 @@ fn narrow(
             )
         })
         .map(|r| r.source.clone());
-    let first = deciding.unwrap_or_else(|| sources[0].clone());
-    if vendors.len() == 1 {
-        let v = if vendors.contains("Neuron") {
-            Vendor::Neuron
-        } else {
-            Vendor::Nvidia
-        };
-        req.require_vendor(v, first.clone());
+    let vendor = single_vendor(
+        candidates
+            .iter()
+            .filter_map(|i| i.family.vendor.report_vendor()),
+    );
+    if let Some(v) = vendor {
+        req.require_vendor(v, deciding.unwrap_or_else(|| sources[0].clone()));
     }
     req.allow_models_from(models, sources);
 }
 
-fn sources_text(s: &[Source]) -> String {
-    s.iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// NodePools and Pods (and workloads' pod templates).
 /// The node being judged, as far as the inputs tell: its instance type and NodePool name.
 #[derive(Debug, Default, Clone)]
 pub struct NodeIdentity {
@@ -382,31 +381,45 @@ fn check_node(
 /// Count and memory selectors become count and memory requirements.
 fn selectors_to_requirements(req: &mut Requirements, reqs: &[Requirement]) {
     for r in reqs {
-        let Some(wk) = r.label().well_known() else {
+        let count_key = matches!(
+            r.label().well_known(),
+            Some(WellKnown::InstanceGpuCount | WellKnown::InstanceAcceleratorCount)
+        );
+        // The same integer reading as the selector's own matching.
+        let n = r
+            .values
+            .first()
+            .and_then(|v| parse_int(v))
+            .and_then(|n| u32::try_from(n).ok());
+        let (true, Some(n)) = (count_key, n) else {
             continue;
         };
-        let value = r.values.first().and_then(|v| v.parse::<i64>().ok());
-        match (wk, r.op, value) {
-            (
-                WellKnown::InstanceGpuCount | WellKnown::InstanceAcceleratorCount,
-                Operator::In,
-                Some(n),
-            ) if r.values.len() == 1 && n >= 0 => req.require_count(n as u32, r.source.clone()),
-            (
-                WellKnown::InstanceGpuCount | WellKnown::InstanceAcceleratorCount,
-                Operator::Gt,
-                Some(n),
-            ) if n >= 0 => req.require_min_count((n + 1) as u32, r.source.clone()),
-            (
-                WellKnown::InstanceGpuCount | WellKnown::InstanceAcceleratorCount,
-                Operator::Gte,
-                Some(n),
-            ) if n >= 0 => req.require_min_count(n as u32, r.source.clone()),
+        match r.op {
+            Operator::In if r.values.len() == 1 => req.require_count(n, r.source.clone()),
+            Operator::Gt => req.require_min_count(n.saturating_add(1), r.source.clone()),
+            Operator::Gte => req.require_min_count(n, r.source.clone()),
             _ => {}
         }
     }
 }
 
+/// Everything a selector (a NodePool's requirements, or a Pod's alternatives) implies: the
+/// models it allows, whether the node itself satisfies it, and a count it pins down.
+fn apply_selector(
+    req: &mut Requirements,
+    catalog: &Catalog,
+    node: &NodeIdentity,
+    alternatives: &[Vec<Requirement>],
+    what: &str,
+) {
+    narrow(req, catalog, alternatives, what);
+    check_node(req, catalog, node, alternatives, what);
+    if let [only] = alternatives {
+        selectors_to_requirements(req, only);
+    }
+}
+
+/// NodePools and Pods (and workloads' pod templates).
 pub fn from_manifests(
     req: &mut Requirements,
     catalog: &Catalog,
@@ -440,11 +453,7 @@ pub fn from_manifests(
             .map(|np| np.object.name.clone().unwrap_or_else(|| "unnamed".into()))
             .collect();
         let what = format!("NodePool {}", names.join(" or "));
-        narrow(req, catalog, &alternatives, &what);
-        check_node(req, catalog, node, &alternatives, &what);
-        if alternatives.len() == 1 {
-            selectors_to_requirements(req, &alternatives[0]);
-        }
+        apply_selector(req, catalog, node, &alternatives, &what);
     }
     for pod in &m.pods {
         let name = format!(
@@ -459,11 +468,7 @@ pub fn from_manifests(
                 pod.source
             ));
         } else {
-            narrow(req, catalog, &alternatives, &name);
-            check_node(req, catalog, node, &alternatives, &name);
-            if alternatives.len() == 1 {
-                selectors_to_requirements(req, &alternatives[0]);
-            }
+            apply_selector(req, catalog, node, &alternatives, &name);
         }
         for (resource, vendor) in [
             (ResourceName::NvidiaGpu, Vendor::Nvidia),

@@ -493,10 +493,14 @@ fn cuda_version(i: &Inputs<'_>) -> Vec<Check> {
 
 /// A health check over every GPU: `judge` returns (status, observation) per device, `None`
 /// when the device cannot tell.
+///
+/// A device whose NVML says `unsupported` (the feature's field) is "not supported" has
+/// nothing to judge and passes; any other unreadable value is unknown (warn), never healthy.
 fn per_device(
     i: &Inputs<'_>,
     id: &str,
     what: &str,
+    unsupported: Option<&str>,
     judge: impl Fn(&Device) -> Option<(Status, String)>,
 ) -> Vec<Check> {
     let devices = nvidia(i.report);
@@ -513,7 +517,14 @@ fn per_device(
     let mut out = Vec::new();
     let mut unknown = Vec::new();
     for d in devices {
-        match judge(d) {
+        let not_supported =
+            unsupported.is_some_and(|f| d.unavailable.get(f).is_some_and(|w| w == "not supported"));
+        let verdict = if not_supported {
+            Some((Status::Pass, String::new()))
+        } else {
+            judge(d)
+        };
+        match verdict {
             Some((Status::Pass, _)) => {}
             Some((status, obs)) => out.push(Check {
                 device: Some(format!("GPU {}", d.index)),
@@ -555,7 +566,7 @@ fn per_device(
 }
 
 fn health_ecc(i: &Inputs<'_>) -> Vec<Check> {
-    per_device(i, "health.ecc", "ECC", |d| {
+    per_device(i, "health.ecc", "ECC", Some("ecc.mode_current"), |d| {
         if d.ecc.mode_current == Some(false) {
             return Some((Status::Warn, "ECC is disabled".into()));
         }
@@ -569,70 +580,60 @@ fn health_ecc(i: &Inputs<'_>) -> Vec<Check> {
                 format!("{a} uncorrectable ECC errors over the GPU's life"),
             )),
             (Some(_), _) | (_, Some(_)) => Some((Status::Pass, String::new())),
-            // ECC not supported (consumer GPUs): nothing to judge.
-            (None, None)
-                if d.unavailable
-                    .get("ecc.mode_current")
-                    .is_some_and(|w| w == "not supported") =>
-            {
-                Some((Status::Pass, String::new()))
-            }
             (None, None) => None,
         }
     })
 }
 
 fn health_remapped_rows(i: &Inputs<'_>) -> Vec<Check> {
-    per_device(i, "health.remapped_rows", "row remapping", |d| {
-        let r = &d.remapped_rows;
-        match (r.failure, r.pending) {
-            (Some(true), _) => Some((
-                Status::Fail,
-                "a row remap failed: the GPU needs service".into(),
-            )),
-            (_, Some(true)) => Some((
-                Status::Fail,
-                format!(
-                    "{} uncorrectable row remap(s) pending a GPU reset",
-                    r.uncorrectable.unwrap_or(0)
-                ),
-            )),
-            (Some(false), Some(false)) => Some((Status::Pass, String::new())),
-            _ if d
-                .unavailable
-                .get("remapped_rows.pending")
-                .is_some_and(|w| w == "not supported") =>
-            {
-                Some((Status::Pass, String::new()))
+    per_device(
+        i,
+        "health.remapped_rows",
+        "row remapping",
+        Some("remapped_rows.pending"),
+        |d| {
+            let r = &d.remapped_rows;
+            match (r.failure, r.pending) {
+                (Some(true), _) => Some((
+                    Status::Fail,
+                    "a row remap failed: the GPU needs service".into(),
+                )),
+                (_, Some(true)) => Some((
+                    Status::Fail,
+                    format!(
+                        "{} uncorrectable row remap(s) pending a GPU reset",
+                        r.uncorrectable.unwrap_or(0)
+                    ),
+                )),
+                (Some(false), Some(false)) => Some((Status::Pass, String::new())),
+                _ => None,
             }
-            _ => None,
-        }
-    })
+        },
+    )
 }
 
 fn health_retired_pages(i: &Inputs<'_>) -> Vec<Check> {
-    per_device(i, "health.retired_pages", "page retirement", |d| {
-        let r = &d.retired_pages;
-        match (r.pending, r.double_bit_ecc) {
-            (Some(true), _) => Some((
-                Status::Fail,
-                "page retirement pending a driver reload".into(),
-            )),
-            (_, Some(n)) if n > 0 => Some((
-                Status::Warn,
-                format!("{n} pages retired for double-bit errors"),
-            )),
-            (Some(false), _) => Some((Status::Pass, String::new())),
-            _ if d
-                .unavailable
-                .get("retired_pages.pending")
-                .is_some_and(|w| w == "not supported") =>
-            {
-                Some((Status::Pass, String::new()))
+    per_device(
+        i,
+        "health.retired_pages",
+        "page retirement",
+        Some("retired_pages.pending"),
+        |d| {
+            let r = &d.retired_pages;
+            match (r.pending, r.double_bit_ecc) {
+                (Some(true), _) => Some((
+                    Status::Fail,
+                    "page retirement pending a driver reload".into(),
+                )),
+                (_, Some(n)) if n > 0 => Some((
+                    Status::Warn,
+                    format!("{n} pages retired for double-bit errors"),
+                )),
+                (Some(false), _) => Some((Status::Pass, String::new())),
+                _ => None,
             }
-            _ => None,
-        }
-    })
+        },
+    )
 }
 
 fn health_xid(_: &Inputs<'_>) -> Vec<Check> {
@@ -655,7 +656,7 @@ const BAD_REASONS: &[&str] = &[
 ];
 
 fn health_throttle(i: &Inputs<'_>) -> Vec<Check> {
-    per_device(i, "health.throttle", "clock throttling", |d| {
+    per_device(i, "health.throttle", "clock throttling", None, |d| {
         let active = d.clock_event_reasons.active.as_ref()?;
         let bad: Vec<&str> = active
             .iter()
@@ -675,7 +676,7 @@ fn health_throttle(i: &Inputs<'_>) -> Vec<Check> {
 
 fn health_pcie_link(i: &Inputs<'_>) -> Vec<Check> {
     let want_gen = i.req.pcie_gen.as_ref();
-    let mut out = per_device(i, "health.pcie_link", "PCIe link", |d| {
+    let mut out = per_device(i, "health.pcie_link", "PCIe link", None, |d| {
         let p = &d.pcie;
         let (Some(wc), Some(wm)) = (p.width_current, p.width_max) else {
             return want_gen.map(|w| {

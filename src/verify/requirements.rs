@@ -52,7 +52,7 @@ pub struct Requirements {
     pub overridden: Vec<String>,
 }
 
-fn sources_text(s: &[Source]) -> String {
+pub(super) fn sources_text(s: &[Source]) -> String {
     s.iter()
         .map(ToString::to_string)
         .collect::<Vec<_>>()
