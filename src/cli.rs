@@ -645,7 +645,6 @@ fn run_summary(
     report: &crate::report::Report,
     notes: &[String],
 ) -> String {
-    use crate::verify::verdict::Status;
     let gpus: Vec<String> = report
         .devices
         .iter()
@@ -659,9 +658,7 @@ fn run_summary(
         gpus_text = format!("{} x {gpus_text}", gpus.len());
     }
     let failed: Vec<String> = v
-        .checks
-        .iter()
-        .filter(|c| c.status == Status::Fail)
+        .failures()
         .map(|c| format!("{}: {}", c.id, c.message))
         .collect();
     let mut s = format!(

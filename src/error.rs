@@ -1,7 +1,5 @@
 //! Typed errors of the library and the one mapping from error to process exit code.
 
-use std::path::PathBuf;
-
 /// Exit code: success.
 pub const EXIT_OK: i32 = 0;
 /// Exit code: the command ran, and its answer is "no" (no accelerator with
@@ -27,23 +25,13 @@ pub enum Error {
     /// An input file or value is malformed; the message names where and what to do.
     #[error("{0}")]
     Input(String),
-    /// A file could not be read or written.
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
 }
 
 impl Error {
     /// The process exit code for this error (documented in the README).
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Usage(_)
-            | Error::Input(_)
-            | Error::UnknownQueryField { .. }
-            | Error::Io { .. } => EXIT_USAGE,
+            Error::Usage(_) | Error::Input(_) | Error::UnknownQueryField { .. } => EXIT_USAGE,
             Error::NoAccelerator { .. } => EXIT_FAIL,
         }
     }

@@ -14,9 +14,7 @@ pub const TERMINATION_LIMIT: usize = 4096;
 /// says how many failing checks were left out.
 pub fn termination_message(v: &Verdict, limit: usize) -> String {
     let failed: Vec<Value> = v
-        .checks
-        .iter()
-        .filter(|c| c.status == Status::Fail)
+        .failures()
         .map(|c| json!({"id": c.id, "device": c.device, "message": c.message}))
         .collect();
     let warned: Vec<&str> = v

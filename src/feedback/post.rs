@@ -62,12 +62,17 @@ fn retryable(status: u16) -> bool {
 /// Post `body` (JSON) to the collector.
 pub fn post(body: &str, opts: &PostOptions) -> PostOutcome {
     let started = Instant::now();
+    // One agent for every attempt: its connection pool and TLS setup are reused.
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
     let mut delay = opts.first_delay;
     let mut attempts = 0;
     loop {
         attempts += 1;
         let left = opts.total.saturating_sub(started.elapsed());
-        let reason = match attempt(body, opts, left.min(Duration::from_secs(30))) {
+        let reason = match attempt(&agent, body, opts, left.min(Duration::from_secs(30))) {
             Ok(status) if (200..300).contains(&status) => {
                 return PostOutcome::Delivered { status, attempts }
             }
@@ -98,14 +103,17 @@ pub fn post(body: &str, opts: &PostOptions) -> PostOutcome {
 }
 
 /// One request; `Ok(status)` for any HTTP answer, `Err` for transport failures.
-fn attempt(body: &str, opts: &PostOptions, timeout: Duration) -> Result<u16, String> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(timeout.max(Duration::from_millis(100))))
-        .http_status_as_error(false)
-        .build()
-        .into();
+fn attempt(
+    agent: &ureq::Agent,
+    body: &str,
+    opts: &PostOptions,
+    timeout: Duration,
+) -> Result<u16, String> {
     let mut req = agent
         .post(&opts.url)
+        .config()
+        .timeout_global(Some(timeout.max(Duration::from_millis(100))))
+        .build()
         .header("Content-Type", "application/json");
     if let Some(t) = &opts.token {
         req = req.header("Authorization", &format!("Bearer {t}"));

@@ -404,26 +404,6 @@ impl Reader<'_> {
         }
     }
 
-    /// A call that may answer NOT_SUPPORTED without that being worth a note; any other
-    /// failure is recorded as an error.
-    fn read_optional<T>(&self, call: &str, f: impl FnOnce() -> Result<T, NvmlError>) -> Option<T> {
-        self.slot.enter(call, Some(self.index));
-        match guarded(f) {
-            Ok(Ok(v)) => Some(v),
-            Ok(Err(NvmlError::NotSupported)) => None,
-            Ok(Err(e)) => {
-                let err = nvml_error(Some(self.index), call, None, &e);
-                self.slot.update(|s| s.errors.push(err));
-                None
-            }
-            Err(panic) => {
-                let err = panic_error(Some(self.index), call, &panic);
-                self.slot.update(|s| s.errors.push(err));
-                None
-            }
-        }
-    }
-
     /// Record a failure found by accelprobe itself (an implausible answer).
     fn fail(&self, call: &str, fields: &[&str], code: Option<&str>, message: String) {
         self.slot.update(|s| {
@@ -838,37 +818,60 @@ fn compute_mode_name(m: ComputeMode) -> &'static str {
 /// (nvml-wrapper would allocate `count + 5` entries and abort on failure).
 const MAX_PROCESSES: u32 = 65_536;
 
-/// Compute and graphics processes, merged by PID (`C`, `G` or `C+G`, as nvidia-smi shows).
-fn read_processes(r: &Reader<'_>, nvml: &Nvml, dev: &nvml_wrapper::Device<'_>) {
-    const COMPUTE: &str = "nvmlDeviceGetComputeRunningProcesses_v3";
-    const GRAPHICS: &str = "nvmlDeviceGetGraphicsRunningProcesses_v3";
+/// One process list: its count first, refusing implausible ones (nvml-wrapper allocates
+/// `count + 5` entries and aborts if that fails), then the list. The compute list fills the
+/// `processes` field; the graphics list is optional and fills none.
+fn read_process_list(
+    r: &Reader<'_>,
+    nvml: &Nvml,
+    dev: &nvml_wrapper::Device<'_>,
+    graphics: bool,
+) -> Option<Vec<nvml_wrapper::struct_wrappers::device::ProcessInfo>> {
+    let (call, fields): (&str, &[&str]) = if graphics {
+        ("nvmlDeviceGetGraphicsRunningProcesses_v3", &[])
+    } else {
+        ("nvmlDeviceGetComputeRunningProcesses_v3", &["processes"])
+    };
     // SAFETY: a valid handle, a live out-pointer, and a null array with count 0, which NVML
     // documents as the way to ask for the count.
     let handle = unsafe { dev.handle() };
-    let Some(count) = r.read(COMPUTE, &["processes"], || {
-        let sym = nvml_sym(nvml.lib().nvmlDeviceGetComputeRunningProcesses_v3.as_ref())?;
+    let count = r.read(call, fields, || {
+        let lib = nvml.lib();
+        let sym = if graphics {
+            nvml_sym(lib.nvmlDeviceGetGraphicsRunningProcesses_v3.as_ref())?
+        } else {
+            nvml_sym(lib.nvmlDeviceGetComputeRunningProcesses_v3.as_ref())?
+        };
         let mut count: u32 = 0;
         nvml_try_count(unsafe { sym(handle, &mut count, std::ptr::null_mut()) })?;
         Ok(count)
-    }) else {
-        return;
-    };
+    })?;
     if count > MAX_PROCESSES {
         r.fail(
-            COMPUTE,
-            &["processes"],
+            call,
+            fields,
             None,
             format!("NVML reports {count} processes, more than {MAX_PROCESSES}; not read"),
         );
-        return;
+        return None;
     }
-    let Some(compute) = r.read(COMPUTE, &["processes"], || dev.running_compute_processes()) else {
+    r.read(call, fields, || {
+        if graphics {
+            dev.running_graphics_processes()
+        } else {
+            dev.running_compute_processes()
+        }
+    })
+}
+
+/// Compute and graphics processes, merged by PID (`C`, `G` or `C+G`, as nvidia-smi shows).
+fn read_processes(r: &Reader<'_>, nvml: &Nvml, dev: &nvml_wrapper::Device<'_>) {
+    let Some(compute) = read_process_list(r, nvml, dev, false) else {
         return;
     };
-    // Graphics processes are optional: data-centre GPUs often do not support the query.
-    let graphics = r
-        .read_optional(GRAPHICS, || dev.running_graphics_processes())
-        .unwrap_or_default();
+    // Graphics processes are optional: data-centre GPUs often do not support the query (a
+    // NOT_SUPPORTED answer is no error, see `Reader::read`).
+    let graphics = read_process_list(r, nvml, dev, true).unwrap_or_default();
 
     let mut merged: Vec<(nvml_wrapper::struct_wrappers::device::ProcessInfo, &str)> = Vec::new();
     for p in compute {

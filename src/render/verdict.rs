@@ -19,7 +19,7 @@ pub fn table(v: &Verdict) -> String {
         "accelprobe verify: {} ({} checks: {} failed, {} warned, {} skipped;{node} report {})",
         if v.passed { "PASS" } else { "FAIL" },
         v.checks.len(),
-        v.checks.iter().filter(|c| c.status == Status::Fail).count(),
+        v.failures().count(),
         v.checks.iter().filter(|c| c.status == Status::Warn).count(),
         v.checks.iter().filter(|c| c.status == Status::Skip).count(),
         v.report_id
