@@ -230,6 +230,30 @@ fn freivalds(g: &Gemm<'_>, rng: &mut Pcg64Mcg) -> Option<String> {
     None
 }
 
+/// Word-by-word comparison of a copy's destination with its source.
+pub fn exact_compare<T: PartialEq>(got: &[T], want: &[T], method: &str) -> Correctness {
+    let mismatched = if got.len() == want.len() {
+        got.iter().zip(want).filter(|(a, b)| a != b).count()
+    } else {
+        want.len().max(1)
+    };
+    let first = got.iter().zip(want).position(|(a, b)| a != b);
+    Correctness {
+        passed: mismatched == 0,
+        max_rel_error: Some(if mismatched == 0 { 0.0 } else { 1.0 }),
+        bound: 0.0,
+        method: method.to_string(),
+        elements_checked: want.len() as u64,
+        failure: (mismatched > 0).then(|| match first {
+            Some(i) => format!(
+                "{mismatched} of {} words differ from the source, first at word {i}",
+                want.len()
+            ),
+            None => format!("{} words came back, {} expected", got.len(), want.len()),
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

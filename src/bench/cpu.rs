@@ -12,7 +12,7 @@ use half::{bf16, f16};
 use rayon::prelude::*;
 
 use super::block::{self, At, Ops};
-use super::check::{check_gemm, Gemm};
+use super::check::{check_gemm, exact_compare, Gemm};
 use super::data::{gemm_inputs, round_tf32, round_to, Inputs};
 use super::inference::{inference_bound, matmul, reference, relative_rms_error, Block, BlockShape};
 use super::timing::{self, host_time, Budget};
@@ -156,21 +156,12 @@ impl Cpu<'_> {
             }))
         })
         .unwrap_or_default();
-        self.injection.corrupt_u64(Kernel::Copy, &mut dst);
-        let mismatched = dst.iter().zip(&src).filter(|(d, s)| d != s).count();
-        let first = dst.iter().zip(&src).position(|(d, s)| d != s);
-        let correctness = Correctness {
-            passed: mismatched == 0,
-            max_rel_error: Some(if mismatched == 0 { 0.0 } else { 1.0 }),
-            bound: 0.0,
-            method:
-                "destination poisoned before each run, then compared word by word with the source"
-                    .into(),
-            elements_checked: words as u64,
-            failure: first.map(|i| {
-                format!("{mismatched} of {words} words differ from the source, first at word {i}")
-            }),
-        };
+        self.injection.corrupt_bits(Kernel::Copy, &mut dst);
+        let correctness = exact_compare(
+            &dst,
+            &src,
+            "destination poisoned before each run, then compared word by word with the source",
+        );
         let moved = (words * 8) as u64;
         finish(Measured {
             kernel: Kernel::Copy,

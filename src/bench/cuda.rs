@@ -18,7 +18,7 @@ use cudarc::driver::{
 use cudarc::nvrtc::Ptx;
 
 use super::block::{self, At, Ops};
-use super::check::{check_gemm, Gemm};
+use super::check::{check_gemm, exact_compare, Gemm};
 use super::cpu::check_inference;
 use super::data::{gemm_inputs, Inputs};
 use super::inference::{Block, BlockShape};
@@ -471,7 +471,7 @@ impl GpuJob<'_> {
             Err(e) => (Vec::new(), Vec::new(), Some(e)),
         };
         let correctness = match &failure {
-            Some(e) => failed(e),
+            Some(e) => Correctness::not_run(e.to_string()),
             None => {
                 self.injection.corrupt_f32(Kernel::Gemm, &mut c);
                 check_gemm(&Gemm::f32_output((m, n, k), &a, &b, &c, dtype), self.seed)
@@ -534,9 +534,9 @@ impl GpuJob<'_> {
             Err(e) => (Vec::new(), Vec::new(), Some(e)),
         };
         let correctness = match &failure {
-            Some(e) => failed(e),
+            Some(e) => Correctness::not_run(e.to_string()),
             None => {
-                self.injection.corrupt_u32(Kernel::Copy, &mut dst);
+                self.injection.corrupt_bits(Kernel::Copy, &mut dst);
                 exact_compare(&dst, &src_host, "destination zeroed before each run, then compared word by word with the source")
             }
         };
@@ -596,9 +596,9 @@ impl GpuJob<'_> {
             Err(e) => (Vec::new(), Vec::new(), Some(e)),
         };
         let correctness = match &failure {
-            Some(e) => failed(e),
+            Some(e) => Correctness::not_run(e.to_string()),
             None => {
-                self.injection.corrupt_u32(kernel, &mut got);
+                self.injection.corrupt_bits(kernel, &mut got);
                 exact_compare(&got, &data, "destination zeroed before each run, then compared word by word with the source")
             }
         };
@@ -657,7 +657,7 @@ impl GpuJob<'_> {
             Err(e) => (Vec::new(), Vec::new(), Some(e)),
         };
         let correctness = match &failure {
-            Some(e) => failed(e),
+            Some(e) => Correctness::not_run(e.to_string()),
             None => {
                 self.injection.corrupt_f32(Kernel::Inference, &mut out);
                 check_inference(&blk, &out, rayon::current_num_threads())
@@ -681,30 +681,6 @@ impl GpuJob<'_> {
                 shape.flops() / 1e9
             )],
         }))
-    }
-}
-
-/// Word-by-word comparison of a copy's destination with its source.
-pub fn exact_compare(got: &[u32], want: &[u32], method: &str) -> Correctness {
-    let mismatched = if got.len() == want.len() {
-        got.iter().zip(want).filter(|(a, b)| a != b).count()
-    } else {
-        want.len().max(1)
-    };
-    let first = got.iter().zip(want).position(|(a, b)| a != b);
-    Correctness {
-        passed: mismatched == 0,
-        max_rel_error: Some(if mismatched == 0 { 0.0 } else { 1.0 }),
-        bound: 0.0,
-        method: method.to_string(),
-        elements_checked: want.len() as u64,
-        failure: (mismatched > 0).then(|| match first {
-            Some(i) => format!(
-                "{mismatched} of {} words differ from the source, first at word {i}",
-                want.len()
-            ),
-            None => format!("{} words came back, {} expected", got.len(), want.len()),
-        }),
     }
 }
 
@@ -1008,18 +984,6 @@ impl Ops for CudaOps<'_> {
         // SAFETY: transpose_f32(int rows, int cols, const float* in, float* out), rows·cols each.
         unsafe { l.launch(cfg) }?;
         Ok(())
-    }
-}
-
-/// A correctness entry for a benchmark that could not run.
-fn failed(e: &GpuError) -> Correctness {
-    Correctness {
-        passed: false,
-        max_rel_error: None,
-        bound: 0.0,
-        method: "not run".into(),
-        elements_checked: 0,
-        failure: Some(e.to_string()),
     }
 }
 

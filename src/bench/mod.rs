@@ -220,17 +220,15 @@ impl Injection {
         }
     }
 
-    pub fn corrupt_u32(&self, kernel: Kernel, out: &mut [u32]) {
+    /// Flip one bit of one word in the middle of `out` if `kernel` is to be corrupted.
+    pub fn corrupt_bits<T: Copy + std::ops::BitXorAssign + From<u32>>(
+        &self,
+        kernel: Kernel,
+        out: &mut [T],
+    ) {
         if self.corrupt.contains(&kernel) && !out.is_empty() {
             let i = out.len() / 2;
-            out[i] ^= 1 << 17;
-        }
-    }
-
-    pub fn corrupt_u64(&self, kernel: Kernel, out: &mut [u64]) {
-        if self.corrupt.contains(&kernel) && !out.is_empty() {
-            let i = out.len() / 2;
-            out[i] ^= 1 << 17;
+            out[i] ^= T::from(1 << 17);
         }
     }
 }
@@ -409,7 +407,7 @@ pub fn run(
         check_host_memory(&opts.kernels, |k| {
             plan.gpu_host_bytes(k) * gpus.len() as u128
         })?;
-        run_gpus(opts, &gpus, progress, &mut outcome);
+        run_gpus(opts, &plan, &gpus, progress, &mut outcome);
     }
     if run_cpu {
         let plan = Plan::cpu(opts.profile).with_overrides(opts.size, opts.duration);
@@ -493,14 +491,7 @@ pub fn not_run(
         work: 0.0,
         unit: "",
         peak: None,
-        correctness: Correctness {
-            passed: false,
-            max_rel_error: None,
-            bound: 0.0,
-            method: "not run".into(),
-            elements_checked: 0,
-            failure: Some(reason),
-        },
+        correctness: Correctness::not_run(reason),
         notes: Vec::new(),
     })
 }
@@ -527,11 +518,12 @@ fn gpu_deadline(plan: &Plan, work: &[(Kernel, Option<Dtype>)]) -> Duration {
 /// Every GPU at once, one worker thread each, under a deadline derived from the plan.
 fn run_gpus(
     opts: &BenchOptions,
+    plan: &Plan,
     gpus: &[(usize, Option<String>)],
     progress: &dyn Progress,
     outcome: &mut BenchOutcome,
 ) {
-    let plan = Plan::gpu(opts.profile).with_overrides(opts.size, opts.duration);
+    let plan = *plan;
     let mut notes = Vec::new();
     let work: Vec<(Kernel, Option<Dtype>)> = items(opts, false, &mut notes)
         .into_iter()

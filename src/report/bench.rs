@@ -140,6 +140,20 @@ pub struct Correctness {
     pub failure: Option<String>,
 }
 
+impl Correctness {
+    /// A benchmark that could not run: failed, with the reason (unknown is never a pass).
+    pub fn not_run(reason: String) -> Self {
+        Correctness {
+            passed: false,
+            max_rel_error: None,
+            bound: 0.0,
+            method: "not run".into(),
+            elements_checked: 0,
+            failure: Some(reason),
+        }
+    }
+}
+
 /// One measured kernel on one device.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 pub struct Benchmark {
