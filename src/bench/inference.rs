@@ -1,9 +1,9 @@
 //! One transformer decoder block, forward pass: the inference micro-kernel.
 //!
 //! `y = x2 + MLP(LN2(x2))`, `x2 = x + Attn(LN1(x))`, with causal multi-head attention and a
-//! GELU (tanh) MLP, as in GPT-style models. The same generic code runs the CPU backend (f32,
-//! with matmul inputs rounded to the benchmark's dtype, as tensor cores would see them) and
-//! the reference (f64, no intermediate rounding) that every backend is checked against.
+//! GELU (tanh) MLP, as in GPT-style models. This module holds the block's shape and
+//! parameters and the f64 reference every backend is checked against; the backends run the
+//! block as the device program in [`super::block`].
 
 use crate::report::{Dtype, ProblemSize};
 
@@ -209,8 +209,8 @@ fn gelu(x: f64) -> f64 {
     0.5 * x * (1.0 + (c * (x + 0.044715 * x * x * x)).tanh())
 }
 
-/// Forward pass. `round` is applied to every matmul input (identity for the reference).
-pub fn forward<T: Real>(blk: &Block, round: &(dyn Fn(T) -> T + Sync), threads: usize) -> Vec<T> {
+/// Forward pass in `T` with no intermediate rounding (the reference uses f64).
+pub fn forward<T: Real>(blk: &Block, threads: usize) -> Vec<T> {
     let BlockShape {
         tokens: t,
         hidden: d,
@@ -219,7 +219,6 @@ pub fn forward<T: Real>(blk: &Block, round: &(dyn Fn(T) -> T + Sync), threads: u
     } = blk.shape;
     let hd = d / h;
     let conv = |v: &[f32]| -> Vec<T> { v.iter().map(|&x| T::from_f32(x)).collect() };
-    let rnd = |v: Vec<T>| -> Vec<T> { v.into_iter().map(round).collect() };
     let add_bias = |v: &mut [T], bias: &[f32]| {
         for row in v.chunks_mut(bias.len()) {
             for (x, b) in row.iter_mut().zip(bias) {
@@ -230,7 +229,7 @@ pub fn forward<T: Real>(blk: &Block, round: &(dyn Fn(T) -> T + Sync), threads: u
     let x = conv(&blk.x);
 
     // Attention.
-    let h1 = rnd(layer_norm(&x, d, &blk.ln1.0, &blk.ln1.1));
+    let h1 = layer_norm(&x, d, &blk.ln1.0, &blk.ln1.1);
     let mut qkv = vec![T::from_f32(0.0); t * 3 * d];
     matmul(
         t,
@@ -243,7 +242,6 @@ pub fn forward<T: Real>(blk: &Block, round: &(dyn Fn(T) -> T + Sync), threads: u
         threads,
     );
     add_bias(&mut qkv, &blk.b_qkv);
-    let qkv = rnd(qkv);
     let mut attn = vec![T::from_f32(0.0); t * d];
     let scale = 1.0 / (hd as f64).sqrt();
     for head in 0..h {
@@ -271,7 +269,7 @@ pub fn forward<T: Real>(blk: &Block, round: &(dyn Fn(T) -> T + Sync), threads: u
                 })
                 .collect();
             let sum: f64 = e.iter().sum();
-            p.extend(e.into_iter().map(|v| round(T::from_f64(v / sum))));
+            p.extend(e.into_iter().map(|v| T::from_f64(v / sum)));
         }
         let mut o = vec![T::from_f32(0.0); t * hd];
         matmul(t, hd, t, &p, &v, false, &mut o, threads);
@@ -279,20 +277,19 @@ pub fn forward<T: Real>(blk: &Block, round: &(dyn Fn(T) -> T + Sync), threads: u
             attn[r * d + head * hd..][..hd].copy_from_slice(&o[r * hd..][..hd]);
         }
     }
-    let attn = rnd(attn);
     let mut a = vec![T::from_f32(0.0); t * d];
     matmul(t, d, d, &attn, &conv(&blk.w_o), false, &mut a, threads);
     add_bias(&mut a, &blk.b_o);
     let x2: Vec<T> = x.iter().zip(&a).map(|(&u, &v)| u + v).collect();
 
     // MLP.
-    let h2 = rnd(layer_norm(&x2, d, &blk.ln2.0, &blk.ln2.1));
+    let h2 = layer_norm(&x2, d, &blk.ln2.0, &blk.ln2.1);
     let mut m = vec![T::from_f32(0.0); t * f];
     matmul(t, f, d, &h2, &conv(&blk.w_1), false, &mut m, threads);
     add_bias(&mut m, &blk.b_1);
     let m: Vec<T> = m
         .into_iter()
-        .map(|v| round(T::from_f64(gelu(v.to_f64()))))
+        .map(|v| T::from_f64(gelu(v.to_f64())))
         .collect();
     let mut y = vec![T::from_f32(0.0); t * d];
     matmul(t, d, f, &m, &conv(&blk.w_2), false, &mut y, threads);
@@ -302,7 +299,7 @@ pub fn forward<T: Real>(blk: &Block, round: &(dyn Fn(T) -> T + Sync), threads: u
 
 /// The f64 reference output of the block.
 pub fn reference(blk: &Block, threads: usize) -> Vec<f64> {
-    forward::<f64>(blk, &|v| v, threads)
+    forward::<f64>(blk, threads)
 }
 
 /// Bound on the RMS error relative to the reference's RMS, per dtype.
