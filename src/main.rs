@@ -22,12 +22,25 @@ fn main() {
     std::process::exit(code);
 }
 
-/// Environment variables that stand for options; set-but-empty is a mistake worth naming.
-const OPTION_ENV_VARS: &[&str] = &["ACCELPROBE_NVML_LIB", "ACCELPROBE_TIMEOUT"];
+/// Every environment variable that stands for an option, as the CLI definition declares them.
+fn option_env_vars() -> Vec<String> {
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    let mut vars: Vec<String> = std::iter::once(&cmd)
+        .chain(cmd.get_subcommands())
+        .flat_map(|c| c.get_arguments())
+        .filter_map(|a| a.get_env())
+        .map(|v| v.to_string_lossy().into_owned())
+        .collect();
+    vars.sort();
+    vars.dedup();
+    vars
+}
 
 fn run() -> i32 {
-    for var in OPTION_ENV_VARS {
-        if std::env::var_os(var).is_some_and(|v| v.is_empty()) {
+    // Set-but-empty is a mistake worth naming (clap would only name the option).
+    for var in option_env_vars() {
+        if std::env::var_os(&var).is_some_and(|v| v.is_empty()) {
             write_stderr(&format!(
                 "accelprobe: environment variable {var} is set but empty; unset it or give it a value\n"
             ));

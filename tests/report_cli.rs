@@ -502,6 +502,14 @@ fn bad_arguments_exit_2_with_one_line() {
         .unwrap();
     assert_eq!(empty.status.code(), Some(2));
     assert!(stderr(&empty).contains("ACCELPROBE_NVML_LIB is set but empty"));
+    // Every option variable is covered, not just the report's.
+    let empty = accelprobe()
+        .arg("bench")
+        .env("ACCELPROBE_PROFILE", "")
+        .output()
+        .unwrap();
+    assert_eq!(empty.status.code(), Some(2));
+    assert!(stderr(&empty).contains("ACCELPROBE_PROFILE is set but empty"));
 }
 
 #[test]
