@@ -34,6 +34,8 @@ pub enum Command {
     Verify(VerifyArgs),
     /// The validation-pod entrypoint: report, quick benchmarks and verdict, for Kubernetes.
     Run(RunArgs),
+    /// The collector: receives, judges and stores reports; metrics, fleet page, node gating.
+    Serve(ServeArgs),
 }
 
 /// Where requirements come from; shared by `verify` and `run`. Each option has an
@@ -386,6 +388,91 @@ pub struct Outcome {
     pub exit_code: i32,
 }
 
+/// Options of `accelprobe serve`, the collector.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on. A non-loopback address needs --token-file (or --insecure).
+    #[arg(
+        long,
+        value_name = "HOST:PORT",
+        default_value = "127.0.0.1:8080",
+        env = "ACCELPROBE_LISTEN"
+    )]
+    pub listen: String,
+
+    /// SQLite database file (created when missing; WAL mode, every commit synced).
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "accelprobe-collector.db",
+        env = "ACCELPROBE_DB"
+    )]
+    pub db: PathBuf,
+
+    /// Bearer tokens that may post reports, one per line.
+    #[arg(long, value_name = "FILE", env = "ACCELPROBE_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+
+    /// Directory of NodePool and Pod/workload manifests the collector judges nodes against.
+    #[arg(long, value_name = "DIR", env = "ACCELPROBE_REQUIREMENTS")]
+    pub requirements: Option<PathBuf>,
+
+    /// Accept reports from the network without a token.
+    #[arg(long)]
+    pub insecure: bool,
+
+    /// Gate nodes through the Kubernetes API (in-cluster config or KUBECONFIG): remove the
+    /// startup taint from nodes that pass, label every node with its verdict.
+    #[arg(long, env = "ACCELPROBE_KUBE")]
+    pub kube: bool,
+
+    /// Largest report accepted (bytes; KiB and MiB suffixes allowed).
+    #[arg(long, value_name = "SIZE", default_value = "8MiB", env = "ACCELPROBE_MAX_BODY", value_parser = parse_size)]
+    pub max_body: usize,
+}
+
+/// `accelprobe serve`: runs until SIGTERM or SIGINT.
+pub fn serve(args: &ServeArgs) -> Result<Outcome, Error> {
+    use crate::serve::{self, ServeError, ServeOptions};
+    let opts = ServeOptions {
+        listen: args.listen.clone(),
+        db: args.db.clone(),
+        token_file: args.token_file.clone(),
+        requirements: args.requirements.clone(),
+        insecure: args.insecure,
+        kube: args.kube,
+        max_body: args.max_body,
+    };
+    serve::serve(opts).map_err(|e| match e {
+        ServeError::Config(m) => Error::Usage(m),
+        ServeError::Start(m) => Error::Service(m),
+    })?;
+    Ok(Outcome {
+        stdout: String::new(),
+        note: None,
+        exit_code: EXIT_OK,
+    })
+}
+
+/// Parse a size: `1048576`, `512KiB`, `8MiB`.
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    let t = text.trim();
+    let (digits, mult) = if let Some(d) = t.strip_suffix("MiB") {
+        (d, 1usize << 20)
+    } else if let Some(d) = t.strip_suffix("KiB") {
+        (d, 1 << 10)
+    } else {
+        (t, 1)
+    };
+    digits
+        .trim()
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("'{text}' is not a size; use bytes, or a number with KiB or MiB"))
+}
+
 /// Parse a duration: `10s`, `500ms`, `2m`, or plain seconds (`10`, `0.5`).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
@@ -580,6 +667,34 @@ pub fn run(args: &RunArgs, progress: &dyn bench::Progress) -> Result<Outcome, Er
         }
     };
     let mut report = probe::probe(&args.probe.options());
+    if let Some(labels) = &inputs.node_labels {
+        // The collector finds the node's NodePool from these when it cannot ask the API.
+        let k8s = report.host.kubernetes.get_or_insert_with(Default::default);
+        for l in labels.iter() {
+            k8s.labels.insert(l.key.clone(), l.value.clone());
+        }
+        if k8s.node_name.is_none() {
+            k8s.node_name = labels.node_name.clone();
+        }
+        let missing = [
+            ("node_name", "NODE_NAME", k8s.node_name.is_none()),
+            ("pod_name", "POD_NAME", k8s.pod_name.is_none()),
+            (
+                "pod_namespace",
+                "POD_NAMESPACE",
+                k8s.pod_namespace.is_none(),
+            ),
+        ];
+        report.host.unavailable.remove("kubernetes");
+        for (field, var, absent) in missing {
+            if absent {
+                report
+                    .host
+                    .unavailable
+                    .insert(format!("kubernetes.{field}"), format!("{var} is not set"));
+            }
+        }
+    }
     let mut notes = Vec::new();
     if !args.no_bench {
         let opts = BenchOptions {
@@ -684,6 +799,16 @@ fn run_summary(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("8MiB"), Ok(8 << 20));
+        assert_eq!(parse_size("512KiB"), Ok(512 << 10));
+        assert_eq!(parse_size("100"), Ok(100));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("1GB").is_err());
+        assert!(parse_size("99999999999999999999MiB").is_err());
+    }
 
     #[test]
     fn durations() {

@@ -7,6 +7,9 @@ pub const EXIT_OK: i32 = 0;
 pub const EXIT_FAIL: i32 = 1;
 /// Exit code: bad arguments or bad input; nothing was judged.
 pub const EXIT_USAGE: i32 = 2;
+/// Exit code: a service (`serve`) could not start or stopped: port in use, database not
+/// writable, Kubernetes API unreachable.
+pub const EXIT_SERVICE: i32 = 3;
 
 /// Everything that can stop a command.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +28,9 @@ pub enum Error {
     /// An input file or value is malformed; the message names where and what to do.
     #[error("{0}")]
     Input(String),
+    /// The collector could not start or stopped.
+    #[error("{0}")]
+    Service(String),
 }
 
 impl Error {
@@ -33,6 +39,7 @@ impl Error {
         match self {
             Error::Usage(_) | Error::Input(_) | Error::UnknownQueryField { .. } => EXIT_USAGE,
             Error::NoAccelerator { .. } => EXIT_FAIL,
+            Error::Service(_) => EXIT_SERVICE,
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod feedback;
 pub mod probe;
 pub mod render;
 pub mod report;
+pub mod serve;
 pub mod verify;
 
 pub use error::Error;

@@ -57,6 +57,7 @@ fn run() -> i32 {
         Command::Catalog(args) => cli::catalog(args),
         Command::Verify(args) => cli::verify(args),
         Command::Run(args) => cli::run(args, &progress::Bar::for_stderr()),
+        Command::Serve(args) => cli::serve(args),
     };
     match result {
         Ok(out) => {

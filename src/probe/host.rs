@@ -50,6 +50,7 @@ pub fn probe_host(src: &HostSources<'_>) -> Host {
         node_name: (src.env)("NODE_NAME").filter(|s| !s.is_empty()),
         pod_name: (src.env)("POD_NAME").filter(|s| !s.is_empty()),
         pod_namespace: (src.env)("POD_NAMESPACE").filter(|s| !s.is_empty()),
+        labels: Default::default(),
     };
     if k8s.node_name.is_some() || k8s.pod_name.is_some() || k8s.pod_namespace.is_some() {
         host.kubernetes = Some(k8s);

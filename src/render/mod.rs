@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod catalog;
+pub mod fleet;
 pub mod query;
 pub mod table;
 pub mod verdict;

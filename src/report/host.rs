@@ -34,4 +34,8 @@ pub struct Kubernetes {
     pub pod_name: Option<String>,
     /// `POD_NAMESPACE` (`metadata.namespace`).
     pub pod_namespace: Option<String>,
+    /// The node's labels as the probe was given them (`accelprobe run --node-labels`). The
+    /// collector uses them to find the node's NodePool when it cannot ask the Kubernetes API.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
 }

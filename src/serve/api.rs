@@ -1,0 +1,441 @@
+//! The collector's HTTP API (axum). Handlers turn requests into calls on the judge, the store
+//! and the gate, and answer JSON; every refusal is a 4xx with `{"error": "..."}` that says what
+//! was wrong.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::{json, Value};
+use subtle::ConstantTimeEq;
+
+use super::gate::Gate;
+use super::judge::{Judge, LabelOrigin, Labels};
+use super::metrics::{Counters, Rejection};
+use super::store::{NewReport, Store, Stored};
+use super::summary::{summarize, Context};
+use crate::report::Report;
+use crate::verify::catalog::Catalog;
+use crate::verify::kubernetes;
+
+/// A whole request, body included, must arrive within this time (slow clients cannot hold
+/// connections forever).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Longest report id and node name accepted.
+const MAX_ID: usize = 128;
+const MAX_NODE: usize = 253;
+
+/// What every handler shares.
+pub struct AppState {
+    pub store: Store,
+    pub judge: Judge,
+    pub catalog: &'static Catalog,
+    /// Accepted bearer tokens; empty: no authentication.
+    pub tokens: Vec<String>,
+    pub counters: Counters,
+    pub gate: Option<Gate>,
+}
+
+type Shared = Arc<AppState>;
+
+/// The router with every endpoint and limit.
+pub fn router(state: Shared, max_body: usize) -> Router {
+    let reports = post(post_report)
+        .layer(DefaultBodyLimit::max(max_body))
+        .route_layer(middleware::from_fn_with_state(
+            (state.clone(), max_body),
+            declared_size,
+        ))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .route("/", get(fleet_page))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/v1/reports", reports)
+        .route("/v1/reports/{id}", get(get_report))
+        .route("/v1/nodes", get(list_nodes))
+        .route("/v1/nodes/{name}", get(node_history))
+        .fallback(not_found)
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .with_state(state)
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, axum::Json(json!({ "error": message.into() }))).into_response()
+}
+
+fn json_text(status: StatusCode, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// Whether the request carries one of the configured tokens (compared in constant time).
+fn authorized(tokens: &[String], headers: &HeaderMap) -> bool {
+    if tokens.is_empty() {
+        return true;
+    }
+    let Some(given) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    // Compare with every token, without stopping early.
+    tokens.iter().fold(false, |ok, t| {
+        ok | bool::from(t.as_bytes().ct_eq(given.trim().as_bytes()))
+    })
+}
+
+async fn require_token(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    if authorized(&state.tokens, request.headers()) {
+        next.run(request).await
+    } else {
+        state.counters.reject(Rejection::Unauthorized);
+        let mut r = error(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token; send 'Authorization: Bearer <token>' with a token \
+             from the collector's --token-file",
+        );
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, "Bearer".parse().expect("static"));
+        r
+    }
+}
+
+/// Refuse a body whose declared length is over the limit before reading any of it (the body
+/// limit alone would read up to the limit first). Chunked bodies are cut by the limit.
+async fn declared_size(
+    State((state, max)): State<(Shared, usize)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(n) if n > max as u64 => refuse(
+            &state,
+            Rejection::TooLarge,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the report is {n} bytes; this collector accepts at most {max} (--max-body)"),
+        ),
+        _ => next.run(request).await,
+    }
+}
+
+/// The node a report is about: the Kubernetes node name, else the hostname.
+fn node_name(report: &Report) -> Result<String, String> {
+    let name = report
+        .host
+        .kubernetes
+        .as_ref()
+        .and_then(|k| k.node_name.clone())
+        .or_else(|| report.host.hostname.clone())
+        .ok_or(
+            "the report names no node (host.kubernetes.node_name and host.hostname are \
+                both missing); set NODE_NAME from the downward API",
+        )?;
+    if name.is_empty() || name.len() > MAX_NODE || name.chars().any(char::is_control) {
+        return Err(format!(
+            "node name {:?} is not a valid node name (1 to {MAX_NODE} printable characters)",
+            name.chars().take(64).collect::<String>()
+        ));
+    }
+    Ok(name)
+}
+
+fn check_id(id: &str) -> Result<(), String> {
+    if id.is_empty() || id.len() > MAX_ID || id.chars().any(|c| c.is_control() || c == '/') {
+        return Err(format!(
+            "report id must be 1 to {MAX_ID} printable characters without '/'"
+        ));
+    }
+    Ok(())
+}
+
+/// A refused report: counted and answered.
+fn refuse(state: &AppState, why: Rejection, status: StatusCode, message: String) -> Response {
+    state.counters.reject(why);
+    error(status, message)
+}
+
+async fn post_report(State(state): State<Shared>, body: Result<Bytes, BytesRejection>) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(rej) => {
+            let status = rej.status();
+            let why = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                Rejection::TooLarge
+            } else {
+                Rejection::Invalid
+            };
+            return refuse(&state, why, status, format!("cannot read the body: {rej}"));
+        }
+    };
+    let bad = |m: String| refuse(&state, Rejection::Invalid, StatusCode::BAD_REQUEST, m);
+    let Ok(text) = std::str::from_utf8(&body) else {
+        return bad("the body is not UTF-8 JSON".into());
+    };
+    let report = match Report::parse_json(text) {
+        Ok(r) => r,
+        Err(e) => return bad(e.to_string()),
+    };
+    if let Err(e) = check_id(&report.id) {
+        return bad(e);
+    }
+    let node = match node_name(&report) {
+        Ok(n) => n,
+        Err(e) => return bad(e),
+    };
+    // The probe's own verdict, kept for the record (the collector judges again).
+    let probe_passed = serde_json::from_str::<Value>(text)
+        .ok()
+        .and_then(|v| v.get("verdict")?.get("passed")?.as_bool());
+    let labels = match &state.gate {
+        Some(gate) => match gate.node_labels(&node).await {
+            Ok(map) => Labels {
+                map,
+                origin: LabelOrigin::KubernetesApi,
+            },
+            Err(
+                e @ (super::gate::GateError::NodeNotFound { .. }
+                | super::gate::GateError::InvalidNodeName { .. }),
+            ) => {
+                return bad(format!("node {node} is not in the cluster: {e}"));
+            }
+            Err(e) => {
+                return refuse(
+                    &state,
+                    Rejection::Unavailable,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("cannot read node {node} from the Kubernetes API: {e}; retry later"),
+                )
+            }
+        },
+        None => Labels {
+            map: report
+                .host
+                .kubernetes
+                .as_ref()
+                .map(|k| k.labels.clone())
+                .unwrap_or_default(),
+            origin: LabelOrigin::Report,
+        },
+    };
+    let (verdict, node_pool) = match state
+        .judge
+        .judge(&report, &node, Some(&labels), state.catalog)
+    {
+        Ok(v) => v,
+        Err(e) => return bad(e.to_string()),
+    };
+    let instance_type = labels
+        .map
+        .iter()
+        .find(|(k, _)| {
+            kubernetes::WellKnown::from_key(k) == Some(kubernetes::WellKnown::InstanceType)
+        })
+        .map(|(_, v)| v.clone());
+    let labels_from = if labels.map.is_empty() {
+        "none"
+    } else {
+        labels.origin.as_str()
+    };
+    let summary = summarize(
+        &report,
+        &verdict,
+        Context {
+            node: &node,
+            node_pool,
+            instance_type,
+            labels_from,
+            probe_passed,
+            received_at: now_rfc3339(),
+        },
+    );
+    let new = NewReport {
+        summary,
+        report_json: serde_json::to_string(&report).unwrap_or_default(),
+        verdict_json: serde_json::to_string(&verdict).unwrap_or_default(),
+    };
+    let verdict_json = new.verdict_json.clone();
+    match state.store.insert(new).await {
+        Ok(Stored::New(summary)) => {
+            state.counters.stored.inc();
+            if state.gate.is_some() {
+                let failing = summary
+                    .failing
+                    .iter()
+                    .map(|f| (f.id.clone(), f.message.clone()))
+                    .collect();
+                tokio::spawn(super::apply_gate(
+                    state.clone(),
+                    node.clone(),
+                    summary.passed,
+                    failing,
+                    summary.report_id.clone(),
+                ));
+            }
+            answer(StatusCode::CREATED, "new", &summary, &verdict_json)
+        }
+        Ok(Stored::Repeat(summary)) => {
+            state.counters.repeats.inc();
+            answer(StatusCode::OK, "repeat", &summary, "null")
+        }
+        Ok(Stored::Conflict) => refuse(
+            &state,
+            Rejection::Conflict,
+            StatusCode::CONFLICT,
+            format!(
+                "another report with id {} is already stored; a report id must be unique",
+                report.id
+            ),
+        ),
+        Err(e) => refuse(
+            &state,
+            Rejection::Unavailable,
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not stored: {e}; retry later"),
+        ),
+    }
+}
+
+fn answer(
+    status: StatusCode,
+    stored: &str,
+    s: &super::store::NodeSummary,
+    verdict_json: &str,
+) -> Response {
+    let summary = serde_json::to_string(s).unwrap_or_else(|_| "null".into());
+    json_text(
+        status,
+        format!(
+            "{{\"id\":{},\"node\":{},\"passed\":{},\"stored\":\"{stored}\",\"summary\":{summary},\"verdict\":{verdict_json}}}",
+            json!(s.report_id),
+            json!(s.node),
+            s.passed
+        ),
+    )
+}
+
+pub(super) fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+async fn get_report(State(state): State<Shared>, Path(id): Path<String>) -> Response {
+    match state.store.report(id.clone()).await {
+        Ok(Some(r)) => json_text(
+            StatusCode::OK,
+            format!(
+                "{{\"report\":{},\"verdict\":{},\"summary\":{}}}",
+                r.report, r.verdict, r.summary
+            ),
+        ),
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no report with id {id}")),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+async fn list_nodes(State(state): State<Shared>) -> Response {
+    let nodes = state.store.latest();
+    axum::Json(json!({ "nodes": nodes })).into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct HistoryQuery {
+    limit: Option<u32>,
+}
+
+async fn node_history(
+    State(state): State<Shared>,
+    Path(name): Path<String>,
+    Query(q): Query<HistoryQuery>,
+) -> Response {
+    let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
+    match state.store.history(name.clone(), limit).await {
+        Ok(h) if h.is_empty() => error(
+            StatusCode::NOT_FOUND,
+            format!("no reports from node {name}"),
+        ),
+        Ok(h) => axum::Json(json!({ "node": name, "history": h })).into_response(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+async fn healthz(State(state): State<Shared>) -> Response {
+    match state.store.count().await {
+        Ok(n) => axum::Json(json!({ "status": "ok", "reports": n })).into_response(),
+        Err(e) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the store does not answer: {e}"),
+        ),
+    }
+}
+
+async fn metrics(State(state): State<Shared>) -> Response {
+    let text = super::metrics::render(&state.store.latest(), &state.counters);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+async fn fleet_page(State(state): State<Shared>) -> Html<String> {
+    Html(crate::render::fleet::page(&state.store.latest()))
+}
+
+async fn not_found() -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "no such endpoint; see GET /, /healthz, /metrics, /v1/nodes, /v1/nodes/{name}, \
+         /v1/reports/{id}, POST /v1/reports",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_checked_exactly() {
+        let tokens = vec!["s3cret".to_string(), "other".to_string()];
+        let mut h = HeaderMap::new();
+        assert!(!authorized(&tokens, &h));
+        h.insert(header::AUTHORIZATION, "Bearer s3cret".parse().unwrap());
+        assert!(authorized(&tokens, &h));
+        h.insert(header::AUTHORIZATION, "Bearer other".parse().unwrap());
+        assert!(authorized(&tokens, &h));
+        h.insert(header::AUTHORIZATION, "Bearer s3cre".parse().unwrap());
+        assert!(!authorized(&tokens, &h));
+        h.insert(header::AUTHORIZATION, "Basic s3cret".parse().unwrap());
+        assert!(!authorized(&tokens, &h));
+        assert!(authorized(&[], &HeaderMap::new()));
+    }
+
+    #[test]
+    fn ids_and_names_are_bounded() {
+        assert!(check_id("a-b").is_ok());
+        assert!(check_id("").is_err());
+        assert!(check_id("a/b").is_err());
+        assert!(check_id(&"x".repeat(129)).is_err());
+    }
+}

@@ -1,0 +1,201 @@
+//! The collector's own judgement: every report is verified again against the requirements the
+//! collector holds for its node, so a probe cannot certify itself. The probe's verdict is kept
+//! for the record only.
+//!
+//! Which requirements apply to a node: the NodePool named by its `karpenter.sh/nodepool` label,
+//! the Pods and workloads whose node selector and required affinity match its labels, and the
+//! catalog entry of its instance type. The labels come from the Kubernetes API when the
+//! collector gates nodes (`--kube`), else from the report (`accelprobe run --node-labels`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::report::Report;
+use crate::verify::catalog::Catalog;
+use crate::verify::kubernetes::{self, Manifests, NodeLabels, WellKnown};
+use crate::verify::verdict::Verdict;
+use crate::verify::VerifyInputs;
+
+/// Where a node's labels came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LabelOrigin {
+    /// Read from the Node object by the collector: trusted.
+    KubernetesApi,
+    /// Sent by the probe in its report.
+    Report,
+}
+
+impl LabelOrigin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LabelOrigin::KubernetesApi => "kubernetes-api",
+            LabelOrigin::Report => "report",
+        }
+    }
+}
+
+/// A node's labels and where they came from.
+#[derive(Debug, Clone)]
+pub struct Labels {
+    pub map: BTreeMap<String, String>,
+    pub origin: LabelOrigin,
+}
+
+/// Why a report cannot be judged.
+#[derive(Debug, thiserror::Error)]
+pub enum JudgeError {
+    /// The labels the report carries are not valid Kubernetes labels.
+    #[error("host.kubernetes.labels: {0}")]
+    Labels(String),
+    #[error("{0}")]
+    Requirements(String),
+}
+
+/// The requirements the collector holds, read once at start.
+#[derive(Debug, Default)]
+pub struct Judge {
+    manifests: Manifests,
+    /// The files read, for the log.
+    pub files: Vec<PathBuf>,
+}
+
+/// Manifest files in a directory: `*.yaml`, `*.yml`, `*.json`, sorted by name.
+fn manifest_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        format!(
+            "--requirements {}: cannot read the directory: {e}",
+            dir.display()
+        )
+    })?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry
+            .map_err(|e| format!("--requirements {}: {e}", dir.display()))?
+            .path();
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        if path.is_file() && matches!(ext, "yaml" | "yml" | "json") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+impl Judge {
+    /// Read every manifest in `dir` (none: judge by the catalog alone). A malformed file is an
+    /// error that names it, line and column.
+    pub fn load(dir: Option<&Path>) -> Result<Judge, String> {
+        let mut judge = Judge::default();
+        let Some(dir) = dir else {
+            return Ok(judge);
+        };
+        for path in manifest_files(dir)? {
+            let m = kubernetes::read_manifests(&path).map_err(|e| e.to_string())?;
+            judge.manifests.extend(m);
+            judge.files.push(path);
+        }
+        Ok(judge)
+    }
+
+    /// Warnings from reading the manifests (unknown kinds and the like), for the start-up log.
+    pub fn warnings(&self) -> Vec<String> {
+        self.manifests
+            .warnings
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    /// NodePools and Pods held, for the start-up log.
+    pub fn counts(&self) -> (usize, usize) {
+        (self.manifests.node_pools.len(), self.manifests.pods.len())
+    }
+
+    /// The collector's verdict on `report` for `node`.
+    pub fn judge(
+        &self,
+        report: &Report,
+        node: &str,
+        labels: Option<&Labels>,
+        catalog: &Catalog,
+    ) -> Result<(Verdict, Option<String>), JudgeError> {
+        let node_labels = match labels {
+            Some(l) if !l.map.is_empty() => Some(to_node_labels(node, l)?),
+            _ => None,
+        };
+        let mut notes = Vec::new();
+        let node_pool = node_labels
+            .as_ref()
+            .and_then(|l| l.well_known(WellKnown::NodePool))
+            .map(|l| l.value.clone());
+        let mut manifests = Manifests::default();
+        match &node_pool {
+            Some(name) => {
+                manifests.node_pools = self
+                    .manifests
+                    .node_pools
+                    .iter()
+                    .filter(|np| np.object.name.as_deref() == Some(name.as_str()))
+                    .cloned()
+                    .collect();
+                if manifests.node_pools.is_empty() && !self.manifests.node_pools.is_empty() {
+                    notes.push(format!(
+                        "the node's NodePool {name} is not among the collector's requirements; \
+                         judged on the catalog and the matching pods only"
+                    ));
+                }
+            }
+            None if !self.manifests.node_pools.is_empty() => notes.push(
+                "the node has no karpenter.sh/nodepool label: no NodePool requirements applied"
+                    .to_string(),
+            ),
+            None => {}
+        }
+        manifests.pods = self
+            .manifests
+            .pods
+            .iter()
+            .filter(|pod| pod_applies(pod, node_labels.as_ref()))
+            .cloned()
+            .collect();
+        let inputs = VerifyInputs {
+            manifests,
+            node_labels,
+            expects: Vec::new(),
+        };
+        let mut verdict = crate::verify::verify(report, &inputs, catalog)
+            .map_err(|e| JudgeError::Requirements(e.to_string()))?;
+        verdict.node = Some(node.to_string());
+        verdict.warnings.extend(notes);
+        Ok((verdict, node_pool))
+    }
+}
+
+/// A pod (or workload template) applies to a node when the node satisfies one of its selector
+/// alternatives; one without any selector applies to every node.
+fn pod_applies(pod: &kubernetes::PodSpec, labels: Option<&NodeLabels>) -> bool {
+    let alternatives = pod.constraint_alternatives();
+    if alternatives.is_empty() {
+        // Its required affinity matches no node at all.
+        return false;
+    }
+    if alternatives.iter().all(|c| c.is_empty()) {
+        return true;
+    }
+    let Some(labels) = labels else {
+        return false;
+    };
+    alternatives
+        .iter()
+        .any(|c| c.matches(|key| labels.lookup(key)))
+}
+
+/// The label map as the verifier's node labels (validated like a `--node-labels` file).
+fn to_node_labels(node: &str, labels: &Labels) -> Result<NodeLabels, JudgeError> {
+    let text = serde_json::to_string(&labels.map).unwrap_or_default();
+    let origin = match labels.origin {
+        LabelOrigin::KubernetesApi => format!("node {node} (Kubernetes API)"),
+        LabelOrigin::Report => format!("node {node} (labels in the report)"),
+    };
+    kubernetes::parse_node_labels(&text, &origin).map_err(|e| JudgeError::Labels(e.to_string()))
+}
