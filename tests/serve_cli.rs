@@ -205,6 +205,32 @@ fn a_probe_cannot_certify_itself() {
 }
 
 #[test]
+fn a_node_the_collector_has_no_requirements_for_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Collector::start(&["--db".as_ref(), dir.path().join("c.db").as_os_str()]);
+    // No labels, no instance type, no manifests: nothing to judge against.
+    let mut cmd = accelprobe();
+    fakes().serve(&mut cmd, "seed-l40s");
+    let o = cmd
+        .args(["run", "--no-bench", "--post"])
+        .arg(format!("{}/v1/reports", collector.url))
+        .arg("--termination-log")
+        .arg(dir.path().join("term"))
+        .env("NODE_NAME", "bare")
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "the probe itself found nothing wrong"
+    );
+    let (_, body) = collector.get("/v1/nodes/bare");
+    let h = json(&body);
+    assert_eq!(h["history"][0]["passed"], false, "{body}");
+    assert_eq!(h["history"][0]["failing"][0]["id"], "requirements.present");
+}
+
+#[test]
 fn tokens_limits_idempotency_and_bad_bodies() {
     let dir = tempfile::tempdir().unwrap();
     let (_, labels) = setup(dir.path());
@@ -264,6 +290,12 @@ fn tokens_limits_idempotency_and_bad_bodies() {
     assert_eq!(status, 400);
     assert!(text.contains("names no node"), "{text}");
 
+    let (status, text) = collector.get("/v1/reports");
+    assert_eq!(status, 405, "{text}");
+    assert!(json(&text)["error"].is_string());
+    let (status, text) = collector.get("/v1/nodes/node-x?limit=lots");
+    assert_eq!(status, 400, "{text}");
+    assert!(json(&text)["error"].as_str().unwrap().contains("limit"));
     assert_eq!(collector.get("/v1/reports/nope").0, 404);
     assert_eq!(collector.get("/v1/nodes/nope").0, 404);
     let (status, text) = collector.get("/v2/whatever");
@@ -272,6 +304,7 @@ fn tokens_limits_idempotency_and_bad_bodies() {
 
     let (_, metrics) = collector.get("/metrics");
     for want in [
+        "accelprobe_reports_received_total 12",
         "accelprobe_reports_stored_total 1",
         "accelprobe_reports_repeated_total 1",
         "accelprobe_reports_rejected_total{reason=\"unauthorized\"} 2",
@@ -349,6 +382,24 @@ fn unsafe_or_broken_settings_are_refused_with_one_line() {
     let (code, err) = serve_fails(&["--db", db, "--token-file", empty.to_str().unwrap()]);
     assert_eq!(code, 2);
     assert!(err.contains("holds no token"), "{err}");
+
+    // --kube with an API server that does not answer: exit 3 at start, not a silent gate.
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: x\n  cluster: {server: \"http://127.0.0.1:9\"}\n\
+         users:\n- name: u\n  user: {token: t}\ncontexts:\n- name: c\n  context: {cluster: x, user: u}\n\
+         current-context: c\n",
+    )
+    .unwrap();
+    let o = accelprobe()
+        .args(["serve", "--db", db, "--kube"])
+        .env("KUBECONFIG", &kubeconfig)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(err.contains("cannot reach the Kubernetes API"), "{err}");
 
     // Port already taken: exit 3.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -20,6 +20,8 @@ struct Cluster {
     events: Vec<Value>,
     /// "METHOD path" of every request.
     requests: Vec<String>,
+    /// Answer this many PATCHes with 500 before accepting them (an API outage).
+    failing_patches: u32,
 }
 
 type Shared = Arc<Mutex<Cluster>>;
@@ -60,7 +62,22 @@ fn handle(cluster: &Shared, method: &str, path: &str, body: &[u8]) -> (u16, Valu
     let mut c = cluster.lock().unwrap();
     c.requests.push(format!("{method} {path}"));
     let path = path.split('?').next().unwrap_or("");
+    if path == "/version" {
+        return (
+            200,
+            json!({"major": "1", "minor": "33", "gitVersion": "v1.33.0-fake", "gitCommit": "0",
+                   "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z",
+                   "goVersion": "go1.24", "compiler": "gc", "platform": "linux/amd64"}),
+        );
+    }
     if let Some(name) = path.strip_prefix("/api/v1/nodes/") {
+        if method == "PATCH" && c.failing_patches > 0 && c.nodes.contains_key(name) {
+            c.failing_patches -= 1;
+            return (
+                500,
+                status(500, "InternalError", "etcd is having a bad day"),
+            );
+        }
         let Some(n) = c.nodes.get_mut(name) else {
             return (
                 404,
@@ -151,8 +168,16 @@ fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
     }
 }
 
-#[test]
-fn the_collector_gates_nodes_with_the_labels_the_api_server_holds() {
+/// A fake cluster with two GPU nodes of NodePool `gpu` (tainted), a kubeconfig for it, and a
+/// requirements directory with the seed's Pod (l40s).
+struct Setup {
+    dir: tempfile::TempDir,
+    cluster: Shared,
+    kubeconfig: std::path::PathBuf,
+    requirements: std::path::PathBuf,
+}
+
+fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let labels = json!({
         "karpenter.sh/nodepool": "gpu",
@@ -177,85 +202,121 @@ fn the_collector_gates_nodes_with_the_labels_the_api_server_holds() {
         ),
     )
     .unwrap();
-    let req = dir.path().join("requirements");
-    std::fs::create_dir_all(&req).unwrap();
+    let requirements = dir.path().join("requirements");
+    std::fs::create_dir_all(&requirements).unwrap();
     std::fs::copy(
         common::fixture("k8s/seed-pod.yaml"),
-        req.join("seed-pod.yaml"),
+        requirements.join("seed-pod.yaml"),
     )
     .unwrap();
-    std::env::set_var("KUBECONFIG", &kubeconfig);
-    let collector = Collector::start(&[
-        "--db".as_ref(),
-        dir.path().join("c.db").as_os_str(),
-        "--requirements".as_ref(),
-        req.as_os_str(),
-        "--kube".as_ref(),
-    ]);
+    Setup {
+        dir,
+        cluster,
+        kubeconfig,
+        requirements,
+    }
+}
 
-    // The pods send no labels: the collector asks the API server.
-    for (node, fixture) in [
-        ("gpu-good", "seed-l40s"),
-        ("gpu-bad", "l4"),
-        ("ghost", "l4"),
-    ] {
-        let mut cmd = accelprobe();
-        fakes().serve(&mut cmd, fixture);
-        let o = cmd
-            .args(["run", "--no-bench", "--post-timeout", "2s", "--post"])
-            .arg(format!("{}/v1/reports", collector.url))
-            .arg("--termination-log")
-            .arg(dir.path().join("term"))
-            .env("NODE_NAME", node)
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&o.stderr);
-        if node == "ghost" {
-            assert!(
-                err.contains("refused the report with HTTP 400"),
-                "a node the cluster does not have: {err}"
-            );
-        } else {
-            assert!(err.contains("delivered (HTTP 201)"), "{node}: {err}");
+impl Setup {
+    fn collector(&self, kube: bool) -> Collector {
+        let db = self.dir.path().join("c.db");
+        let mut args = vec![
+            "--db".as_ref(),
+            db.as_os_str(),
+            "--requirements".as_ref(),
+            self.requirements.as_os_str(),
+        ];
+        if kube {
+            args.push("--kube".as_ref());
         }
+        Collector::start_with_env(&args, &[("KUBECONFIG", self.kubeconfig.as_os_str())])
     }
 
-    let (_, body) = collector.get("/v1/nodes/gpu-bad");
-    let h: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(h["history"][0]["labels_from"], "kubernetes-api");
-    assert_eq!(h["history"][0]["node_pool"], "gpu");
-    assert_eq!(h["history"][0]["passed"], false);
+    /// `accelprobe run --post` as `node`, optionally claiming labels of its own; its stderr.
+    fn run(
+        &self,
+        collector: &Collector,
+        node: &str,
+        fixture: &str,
+        labels: Option<&str>,
+    ) -> String {
+        let mut cmd = accelprobe();
+        fakes().serve(&mut cmd, fixture);
+        cmd.args(["run", "--no-bench", "--post-timeout", "2s", "--post"])
+            .arg(format!("{}/v1/reports", collector.url))
+            .arg("--termination-log")
+            .arg(self.dir.path().join("term"))
+            .env("NODE_NAME", node);
+        if let Some(text) = labels {
+            let path = self.dir.path().join(format!("labels-{node}.json"));
+            std::fs::write(&path, text).unwrap();
+            cmd.arg("--node-labels").arg(path);
+        }
+        let o = cmd.output().unwrap();
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    }
 
-    let label = |c: &Cluster, n: &str| {
-        c.nodes[n]["metadata"]["labels"]["accelprobe.io/verdict"]
+    fn label(&self, node: &str) -> Option<String> {
+        self.cluster.lock().unwrap().nodes[node]["metadata"]["labels"]["accelprobe.io/verdict"]
             .as_str()
             .map(str::to_string)
-    };
-    wait_for("the gate", || {
-        let c = cluster.lock().unwrap();
-        label(&c, "gpu-good").is_some() && label(&c, "gpu-bad").is_some() && !c.events.is_empty()
-    });
-    let c = cluster.lock().unwrap();
-    let taints = |n: &str| -> Vec<String> {
-        c.nodes[n]["spec"]["taints"]
+    }
+
+    fn taints(&self, node: &str) -> Vec<String> {
+        self.cluster.lock().unwrap().nodes[node]["spec"]["taints"]
             .as_array()
             .unwrap()
             .iter()
             .map(|t| t["key"].as_str().unwrap().to_string())
             .collect()
-    };
-    assert_eq!(label(&c, "gpu-good").as_deref(), Some("pass"));
+    }
+}
+
+#[test]
+fn the_collector_gates_nodes_with_the_labels_the_api_server_holds() {
+    let s = setup();
+    // The first PATCH meets an API outage: the gate must come back to it.
+    s.cluster.lock().unwrap().failing_patches = 1;
+    let collector = s.collector(true);
+
+    // gpu-good sends no labels; gpu-bad claims another NodePool and GPU: the API server's
+    // labels are what count.
+    let err = s.run(&collector, "gpu-good", "seed-l40s", None);
+    assert!(err.contains("delivered (HTTP 201)"), "{err}");
+    let claim =
+        r#"{"karpenter.sh/nodepool": "other", "eks.amazonaws.com/instance-gpu-name": "l4"}"#;
+    let err = s.run(&collector, "gpu-bad", "l4", Some(claim));
+    assert!(err.contains("delivered (HTTP 201)"), "{err}");
+    let err = s.run(&collector, "ghost", "l4", None);
+    assert!(
+        err.contains("refused the report with HTTP 400"),
+        "a node the cluster does not have: {err}"
+    );
+
+    let (_, body) = collector.get("/v1/nodes/gpu-bad");
+    let h: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(h["history"][0]["labels_from"], "kubernetes-api");
+    assert_eq!(h["history"][0]["node_pool"], "gpu", "not the claimed one");
+    assert_eq!(h["history"][0]["passed"], false);
+
+    wait_for("the gate", || {
+        s.label("gpu-good").is_some()
+            && s.label("gpu-bad").is_some()
+            && !s.cluster.lock().unwrap().events.is_empty()
+    });
+    assert_eq!(s.label("gpu-good").as_deref(), Some("pass"));
     assert_eq!(
-        taints("gpu-good"),
+        s.taints("gpu-good"),
         ["nvidia.com/gpu"],
         "only the startup taint goes"
     );
-    assert_eq!(label(&c, "gpu-bad").as_deref(), Some("fail"));
+    assert_eq!(s.label("gpu-bad").as_deref(), Some("fail"));
     assert_eq!(
-        taints("gpu-bad"),
+        s.taints("gpu-bad"),
         ["accelprobe.io/unverified", "nvidia.com/gpu"],
         "a failing node stays tainted"
     );
+    let c = s.cluster.lock().unwrap();
     assert_eq!(c.events.len(), 1, "{:?}", c.events);
     let e = &c.events[0];
     assert_eq!(e["involvedObject"]["name"], "gpu-bad");
@@ -268,9 +329,38 @@ fn the_collector_gates_nodes_with_the_labels_the_api_server_holds() {
         "nothing is written about an unknown node: {:?}",
         c.requests
     );
+    drop(c);
     let (_, metrics) = collector.get("/metrics");
     assert!(
-        metrics.contains("accelprobe_gate_errors_total 0"),
-        "{metrics}"
+        metrics.contains("accelprobe_gate_errors_total 1"),
+        "the outage was counted: {metrics}"
     );
+    assert!(collector.log.lock().unwrap().contains("retrying in"));
+}
+
+#[test]
+fn verdicts_stored_without_the_gate_are_applied_when_it_starts() {
+    let s = setup();
+    // First without --kube (the labels come from the report), as after a crash between the
+    // commit and the gate.
+    let mut first = s.collector(false);
+    let labels = r#"{"karpenter.sh/nodepool": "gpu", "eks.amazonaws.com/instance-gpu-name": "l40s", "eks.amazonaws.com/compute-type": "auto"}"#;
+    let err = s.run(&first, "gpu-good", "seed-l40s", Some(labels));
+    assert!(err.contains("delivered (HTTP 201)"), "{err}");
+    assert!(first.stop().success());
+    assert_eq!(s.label("gpu-good"), None);
+
+    let second = s.collector(true);
+    wait_for("the gate at start", || s.label("gpu-good").is_some());
+    assert_eq!(s.label("gpu-good").as_deref(), Some("pass"));
+    assert_eq!(s.taints("gpu-good"), ["nvidia.com/gpu"]);
+    assert!(second.log.lock().unwrap().contains("not yet applied"));
+    // Applied once: a restart does not apply it again.
+    drop(second);
+    let patches = |c: &Cluster| c.requests.iter().filter(|r| r.starts_with("PATCH")).count();
+    let before = patches(&s.cluster.lock().unwrap());
+    let third = s.collector(true);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(patches(&s.cluster.lock().unwrap()), before);
+    drop(third);
 }

@@ -234,6 +234,11 @@ impl Report {
                 column: e.column(),
                 message: e.to_string(),
             })?;
+        Report::from_json_value(value)
+    }
+
+    /// A report from parsed JSON (refusing a newer schema first, with that reason).
+    pub fn from_json_value(value: serde_json::Value) -> Result<Report, ReportParseError> {
         if let Some(v) = value.get("schema_version").and_then(|v| v.as_u64()) {
             if v > u64::from(SCHEMA_VERSION) {
                 return Err(ReportParseError::NewerSchema {

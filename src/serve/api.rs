@@ -6,11 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
+
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Value};
@@ -41,7 +42,12 @@ pub struct AppState {
     /// Accepted bearer tokens; empty: no authentication.
     pub tokens: Vec<String>,
     pub counters: Counters,
+    /// Reads node labels from the Kubernetes API (`--kube`).
     pub gate: Option<Gate>,
+    /// Applies verdicts to nodes (`--kube`).
+    pub gate_queue: Option<super::GateQueue>,
+    /// Bounds the reports read and judged at once.
+    pub posting: tokio::sync::Semaphore,
 }
 
 type Shared = Arc<AppState>;
@@ -64,6 +70,7 @@ pub fn router(state: Shared, max_body: usize) -> Router {
         .route("/v1/nodes", get(list_nodes))
         .route("/v1/nodes/{name}", get(node_history))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
@@ -79,25 +86,41 @@ fn json_text(status: StatusCode, body: String) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
+/// SHA-256 of a token: equal-length values to compare, so not even the length leaks.
+fn digest(token: &str) -> [u8; 32] {
+    let d = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+    let mut out = [0; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
 /// Whether the request carries one of the configured tokens (compared in constant time).
 fn authorized(tokens: &[String], headers: &HeaderMap) -> bool {
     if tokens.is_empty() {
         return true;
     }
-    let Some(given) = headers
+    let Some(value) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
     else {
         return false;
     };
+    // The scheme is case-insensitive (RFC 9110).
+    let Some((scheme, given)) = value.split_once(' ') else {
+        return false;
+    };
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return false;
+    }
+    let given = digest(given.trim());
     // Compare with every token, without stopping early.
-    tokens.iter().fold(false, |ok, t| {
-        ok | bool::from(t.as_bytes().ct_eq(given.trim().as_bytes()))
-    })
+    tokens
+        .iter()
+        .fold(false, |ok, t| ok | bool::from(digest(t).ct_eq(&given)))
 }
 
 async fn require_token(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    state.counters.received.inc();
     if authorized(&state.tokens, request.headers()) {
         next.run(request).await
     } else {
@@ -125,15 +148,24 @@ async fn declared_size(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    match declared {
-        Some(n) if n > max as u64 => refuse(
+    if let Some(n) = declared.filter(|n| *n > max as u64) {
+        return refuse(
             &state,
             Rejection::TooLarge,
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("the report is {n} bytes; this collector accepts at most {max} (--max-body)"),
-        ),
-        _ => next.run(request).await,
+        );
     }
+    // Only so many bodies are read and judged at once; the rest wait their turn.
+    let Ok(_permit) = state.posting.acquire().await else {
+        return refuse(
+            &state,
+            Rejection::Unavailable,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the collector is shutting down; retry".into(),
+        );
+    };
+    next.run(request).await
 }
 
 /// The node a report is about: the Kubernetes node name, else the hostname.
@@ -189,7 +221,24 @@ async fn post_report(State(state): State<Shared>, body: Result<Bytes, BytesRejec
     let Ok(text) = std::str::from_utf8(&body) else {
         return bad("the body is not UTF-8 JSON".into());
     };
-    let report = match Report::parse_json(text) {
+    // Parsed once; the probe's own verdict is kept for the record (the collector judges again).
+    let value: Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
+            return bad(crate::report::ReportParseError::Json {
+                line: e.line(),
+                column: e.column(),
+                message: e.to_string(),
+            }
+            .to_string())
+        }
+    };
+    drop(body);
+    let probe_passed = value
+        .get("verdict")
+        .and_then(|v| v.get("passed"))
+        .and_then(Value::as_bool);
+    let report = match Report::from_json_value(value) {
         Ok(r) => r,
         Err(e) => return bad(e.to_string()),
     };
@@ -200,10 +249,6 @@ async fn post_report(State(state): State<Shared>, body: Result<Bytes, BytesRejec
         Ok(n) => n,
         Err(e) => return bad(e),
     };
-    // The probe's own verdict, kept for the record (the collector judges again).
-    let probe_passed = serde_json::from_str::<Value>(text)
-        .ok()
-        .and_then(|v| v.get("verdict")?.get("passed")?.as_bool());
     let labels = match &state.gate {
         Some(gate) => match gate.node_labels(&node).await {
             Ok(map) => Labels {
@@ -275,24 +320,17 @@ async fn post_report(State(state): State<Shared>, body: Result<Bytes, BytesRejec
     match state.store.insert(new).await {
         Ok(Stored::New(summary)) => {
             state.counters.stored.inc();
-            if state.gate.is_some() {
-                let failing = summary
-                    .failing
-                    .iter()
-                    .map(|f| (f.id.clone(), f.message.clone()))
-                    .collect();
-                tokio::spawn(super::apply_gate(
-                    state.clone(),
-                    node.clone(),
-                    summary.passed,
-                    failing,
-                    summary.report_id.clone(),
-                ));
+            if let Some(q) = &state.gate_queue {
+                q.wake(&node);
             }
             answer(StatusCode::CREATED, "new", &summary, &verdict_json)
         }
         Ok(Stored::Repeat(summary)) => {
             state.counters.repeats.inc();
+            // A repeat may follow a gate action that never happened (a crash after the commit).
+            if let Some(q) = &state.gate_queue {
+                q.wake(&node);
+            }
             answer(StatusCode::OK, "repeat", &summary, "null")
         }
         Ok(Stored::Conflict) => refuse(
@@ -337,7 +375,14 @@ pub(super) fn now_rfc3339() -> String {
         .unwrap_or_default()
 }
 
-async fn get_report(State(state): State<Shared>, Path(id): Path<String>) -> Response {
+async fn get_report(
+    State(state): State<Shared>,
+    id: Result<Path<String>, PathRejection>,
+) -> Response {
+    let Path(id) = match id {
+        Ok(p) => p,
+        Err(e) => return error(e.status(), e.body_text()),
+    };
     match state.store.report(id.clone()).await {
         Ok(Some(r)) => json_text(
             StatusCode::OK,
@@ -363,9 +408,17 @@ struct HistoryQuery {
 
 async fn node_history(
     State(state): State<Shared>,
-    Path(name): Path<String>,
-    Query(q): Query<HistoryQuery>,
+    name: Result<Path<String>, PathRejection>,
+    q: Result<Query<HistoryQuery>, QueryRejection>,
 ) -> Response {
+    let Path(name) = match name {
+        Ok(p) => p,
+        Err(e) => return error(e.status(), e.body_text()),
+    };
+    let Query(q) = match q {
+        Ok(q) => q,
+        Err(e) => return error(e.status(), format!("{}; use ?limit=N", e.body_text())),
+    };
     let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
     match state.store.history(name.clone(), limit).await {
         Ok(h) if h.is_empty() => error(
@@ -399,8 +452,26 @@ async fn metrics(State(state): State<Shared>) -> Response {
         .into_response()
 }
 
-async fn fleet_page(State(state): State<Shared>) -> Html<String> {
-    Html(crate::render::fleet::page(&state.store.latest()))
+async fn fleet_page(State(state): State<Shared>) -> Response {
+    (
+        [
+            // Inline styles only; nothing else may load or run.
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+            ),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        Html(crate::render::fleet::page(&state.store.latest())),
+    )
+        .into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed here; reports are POSTed to /v1/reports, everything else is GET",
+    )
 }
 
 async fn not_found() -> Response {
@@ -427,6 +498,10 @@ mod tests {
         h.insert(header::AUTHORIZATION, "Bearer s3cre".parse().unwrap());
         assert!(!authorized(&tokens, &h));
         h.insert(header::AUTHORIZATION, "Basic s3cret".parse().unwrap());
+        assert!(!authorized(&tokens, &h));
+        h.insert(header::AUTHORIZATION, "bearer s3cret".parse().unwrap());
+        assert!(authorized(&tokens, &h));
+        h.insert(header::AUTHORIZATION, "Bearer".parse().unwrap());
         assert!(!authorized(&tokens, &h));
         assert!(authorized(&[], &HeaderMap::new()));
     }

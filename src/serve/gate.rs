@@ -216,6 +216,20 @@ impl Gate {
         self
     }
 
+    /// Ask the API server for its version: proves at start that it can be reached and that it
+    /// accepts the credentials. The version text (`v1.33.2`).
+    pub async fn check(&self) -> Result<String, GateError> {
+        let info = tokio::time::timeout(self.call_timeout, self.client.apiserver_version())
+            .await
+            .map_err(|_| GateError::Connect {
+                reason: format!("no answer within {:.0}s", self.call_timeout.as_secs_f64()),
+            })?
+            .map_err(|e| GateError::Connect {
+                reason: one_line(&e.to_string()),
+            })?;
+        Ok(info.git_version)
+    }
+
     /// The node's labels as the API server has them (trusted identity for re-verification).
     pub async fn node_labels(&self, node: &str) -> Result<BTreeMap<String, String>, GateError> {
         check_node_name(node)?;

@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use crate::report::Report;
 use crate::verify::catalog::Catalog;
 use crate::verify::kubernetes::{self, Manifests, NodeLabels, WellKnown};
-use crate::verify::verdict::Verdict;
+use crate::verify::source::Source;
+use crate::verify::verdict::{Check, Status, Verdict};
 use crate::verify::VerifyInputs;
 
 /// Where a node's labels came from.
@@ -167,6 +168,7 @@ impl Judge {
             .map_err(|e| JudgeError::Requirements(e.to_string()))?;
         verdict.node = Some(node.to_string());
         verdict.warnings.extend(notes);
+        require_requirements(&mut verdict);
         Ok((verdict, node_pool))
     }
 }
@@ -190,12 +192,55 @@ fn pod_applies(pod: &kubernetes::PodSpec, labels: Option<&NodeLabels>) -> bool {
         .any(|c| c.matches(|key| labels.lookup(key)))
 }
 
-/// The label map as the verifier's node labels (validated like a `--node-labels` file).
+/// The label map as the verifier's node labels. Labels from a report are validated as
+/// Kubernetes validates them; the API server's are valid by construction.
 fn to_node_labels(node: &str, labels: &Labels) -> Result<NodeLabels, JudgeError> {
-    let text = serde_json::to_string(&labels.map).unwrap_or_default();
     let origin = match labels.origin {
         LabelOrigin::KubernetesApi => format!("node {node} (Kubernetes API)"),
         LabelOrigin::Report => format!("node {node} (labels in the report)"),
     };
-    kubernetes::parse_node_labels(&text, &origin).map_err(|e| JudgeError::Labels(e.to_string()))
+    let mut out = NodeLabels {
+        path: origin.clone(),
+        node_name: Some(node.to_string()),
+        labels: Vec::with_capacity(labels.map.len()),
+        warnings: Vec::new(),
+    };
+    for (key, value) in &labels.map {
+        if labels.origin == LabelOrigin::Report {
+            kubernetes::validate_label_key(key)
+                .and_then(|()| kubernetes::validate_label_value(value))
+                .map_err(|e| JudgeError::Labels(format!("label {key}: {e}")))?;
+        }
+        out.labels.push(kubernetes::NodeLabel {
+            key: key.clone(),
+            value: value.clone(),
+            source: Source::Label { key: key.clone() },
+            at: kubernetes::Position::new(&origin, 1, 1),
+        });
+    }
+    Ok(out)
+}
+
+/// A verdict judged against nothing proves nothing: it fails, saying what to add.
+fn require_requirements(verdict: &mut Verdict) {
+    if !verdict.requirements.is_empty() {
+        return;
+    }
+    verdict.passed = false;
+    verdict.checks.insert(
+        0,
+        Check {
+            id: "requirements.present".into(),
+            status: Status::Fail,
+            expected: Some("at least one requirement for this node".into()),
+            observed: Some("none".into()),
+            message: "the collector holds no requirements for this node: no NodePool matches \
+                      its karpenter.sh/nodepool label, no Pod's selector matches its labels, \
+                      and its instance type is not in the catalog; add its NodePool or Pod \
+                      to --requirements"
+                .into(),
+            sources: Vec::new(),
+            device: None,
+        },
+    );
 }

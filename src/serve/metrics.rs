@@ -26,6 +26,18 @@ pub enum Rejection {
 }
 
 impl Rejection {
+    const ALL: [Rejection; 5] = [
+        Rejection::Unauthorized,
+        Rejection::TooLarge,
+        Rejection::Invalid,
+        Rejection::Conflict,
+        Rejection::Unavailable,
+    ];
+
+    fn labels(self) -> Labels {
+        vec![("reason".to_string(), self.as_str().to_string())]
+    }
+
     fn as_str(self) -> &'static str {
         match self {
             Rejection::Unauthorized => "unauthorized",
@@ -38,8 +50,10 @@ impl Rejection {
 }
 
 /// Counters of the report endpoint.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Counters {
+    /// Every POST to /v1/reports.
+    pub received: Counter,
     /// New reports stored.
     pub stored: Counter,
     /// Repeats of a stored report.
@@ -49,11 +63,26 @@ pub struct Counters {
     pub gate_errors: Counter,
 }
 
+impl Default for Counters {
+    /// Every rejection reason starts at 0, so `rate()` works before the first one.
+    fn default() -> Self {
+        let c = Counters {
+            received: Counter::default(),
+            stored: Counter::default(),
+            repeats: Counter::default(),
+            rejected: Family::default(),
+            gate_errors: Counter::default(),
+        };
+        for why in Rejection::ALL {
+            let _ = c.rejected.get_or_create(&why.labels());
+        }
+        c
+    }
+}
+
 impl Counters {
     pub fn reject(&self, why: Rejection) {
-        self.rejected
-            .get_or_create(&vec![("reason".to_string(), why.as_str().to_string())])
-            .inc();
+        self.rejected.get_or_create(&why.labels()).inc();
     }
 }
 
@@ -170,6 +199,11 @@ pub fn render(latest: &[NodeSummary], counters: &Counters) -> String {
         copy,
     );
     registry.register(
+        "reports_received",
+        "Reports posted to /v1/reports, whatever became of them",
+        counters.received.clone(),
+    );
+    registry.register(
         "reports_stored",
         "New reports committed to the store",
         counters.stored.clone(),
@@ -243,6 +277,7 @@ mod tests {
             "accelprobe_nodes{verdict=\"fail\"} 1",
             "accelprobe_reports_stored_total 1",
             "accelprobe_reports_rejected_total{reason=\"too_large\"} 1",
+            "accelprobe_reports_rejected_total{reason=\"conflict\"} 0",
         ] {
             assert!(text.contains(want), "missing {want} in\n{text}");
         }

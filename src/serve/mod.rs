@@ -19,6 +19,11 @@ use std::time::Duration;
 
 use api::AppState;
 
+/// Reports read and judged at the same time at most; more wait (bounds memory under load).
+const MAX_CONCURRENT_POSTS: usize = 64;
+/// After SIGTERM, how long open connections may take to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
 /// How the collector runs.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
@@ -121,6 +126,11 @@ pub fn serve(opts: ServeOptions) -> Result<(), ServeError> {
             let g = gate::Gate::connect()
                 .await
                 .map_err(|e| ServeError::Start(e.to_string()))?;
+            let version = g
+                .check()
+                .await
+                .map_err(|e| ServeError::Start(e.to_string()))?;
+            log(&format!("Kubernetes API reachable (server {version})"));
             Some(g)
         } else {
             None
@@ -142,19 +152,42 @@ pub fn serve(opts: ServeOptions) -> Result<(), ServeError> {
             if tokens.is_empty() { "off" } else { "bearer token" },
             if opts.kube { "on" } else { "off" },
         ));
+        let counters = metrics::Counters::default();
+        let gate_queue = match &gate {
+            Some(g) => Some(start_gate_worker(g.clone(), store.clone(), counters.clone()).await),
+            None => None,
+        };
         let state = Arc::new(AppState {
             store,
             judge,
             catalog,
             tokens,
-            counters: metrics::Counters::default(),
+            counters,
             gate,
+            gate_queue,
+            posting: tokio::sync::Semaphore::new(MAX_CONCURRENT_POSTS),
         });
         let app = api::router(state, opts.max_body);
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .map_err(|e| ServeError::Start(format!("the server stopped: {e}")))?;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let mut stopping = stop_rx.clone();
+        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            log("stopping: finishing open requests");
+            let _ = stop_tx.send(true);
+        });
+        // Idle or slow connections must not hold the shutdown forever.
+        let deadline = async move {
+            let _ = stopping.wait_for(|s| *s).await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        };
+        tokio::select! {
+            r = server => r.map_err(|e| ServeError::Start(format!("the server stopped: {e}")))?,
+            _ = deadline => log(&format!(
+                "connections still open after {}s; closing them",
+                SHUTDOWN_GRACE.as_secs()
+            )),
+        }
+        drop(stop_rx);
         log("stopped");
         Ok(())
     })
@@ -172,42 +205,110 @@ async fn shutdown_signal() {
     }
 }
 
-/// Apply a stored verdict to the node, retrying API failures a few times; the outcome is
-/// logged and failures counted in `/metrics`.
-pub(crate) async fn apply_gate(
-    state: Arc<AppState>,
-    node: String,
-    passed: bool,
-    failing: Vec<(String, String)>,
-    report_id: String,
-) {
-    let Some(gate) = &state.gate else {
-        return;
-    };
-    let mut delay = Duration::from_secs(1);
-    for attempt in 1..=3 {
-        match gate.apply(&node, passed, &failing, &report_id).await {
-            Ok(a) => {
-                log(&format!(
-                    "node {node}: verdict {}; taint removed {}, label set {}, event {}",
-                    a.verdict, a.taint_removed, a.label_set, a.event
-                ));
-                return;
-            }
-            Err(e) => {
-                state.counters.gate_errors.inc();
-                log(&format!("node {node}: gate attempt {attempt} failed: {e}"));
-                if matches!(
-                    e,
-                    gate::GateError::Forbidden { .. } | gate::GateError::NodeNotFound { .. }
-                ) {
-                    return;
+/// Wakes the gate worker for a node.
+#[derive(Debug, Clone)]
+pub struct GateQueue {
+    tx: tokio::sync::mpsc::UnboundedSender<String>,
+}
+
+impl GateQueue {
+    /// Look at `node` again: its latest report is applied if it has not been yet.
+    pub fn wake(&self, node: &str) {
+        let _ = self.tx.send(node.to_string());
+    }
+}
+
+/// Longest wait between two attempts at one node.
+const GATE_MAX_DELAY: Duration = Duration::from_secs(300);
+
+/// Start the gate worker: it applies the latest stored verdict of each node it is woken for,
+/// one node at a time (so verdicts of one node are applied in the order they were stored),
+/// marks it applied, and retries failures with exponential back-off. At start it is woken for
+/// every node whose latest verdict was never applied (a crash, an API outage, a restart).
+async fn start_gate_worker(
+    gate: gate::Gate,
+    store: store::Store,
+    counters: metrics::Counters,
+) -> GateQueue {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let queue = GateQueue { tx };
+    let requeue = queue.clone();
+    let pending_at_start = store.ungated_nodes().await;
+    tokio::spawn(async move {
+        let mut failures: std::collections::HashMap<String, u32> = Default::default();
+        while let Some(node) = rx.recv().await {
+            let pending = match store.ungated(node.clone()).await {
+                Ok(Some(p)) => p,
+                Ok(None) => {
+                    failures.remove(&node);
+                    continue;
                 }
-                tokio::time::sleep(delay).await;
-                delay *= 2;
+                Err(e) => {
+                    log(&format!("node {node}: cannot read its latest verdict: {e}"));
+                    continue;
+                }
+            };
+            let outcome = gate
+                .apply(&node, pending.passed, &pending.failing, &pending.report_id)
+                .await;
+            let done = match outcome {
+                Ok(a) => {
+                    log(&format!(
+                        "node {node}: verdict {} (report {}); taint removed {}, label set {}, event {}",
+                        a.verdict, pending.report_id, a.taint_removed, a.label_set, a.event
+                    ));
+                    true
+                }
+                Err(
+                    e @ (gate::GateError::NodeNotFound { .. }
+                    | gate::GateError::InvalidNodeName { .. }),
+                ) => {
+                    // Nothing to gate, now or later.
+                    counters.gate_errors.inc();
+                    log(&format!("node {node}: {e}; its verdict is not applied"));
+                    true
+                }
+                Err(e) => {
+                    counters.gate_errors.inc();
+                    let n = failures.entry(node.clone()).or_insert(0);
+                    *n += 1;
+                    let delay = Duration::from_secs(1u64 << (*n).min(9)).min(GATE_MAX_DELAY);
+                    log(&format!(
+                        "node {node}: gate attempt {n} failed: {e}; retrying in {}s",
+                        delay.as_secs()
+                    ));
+                    let q = requeue.clone();
+                    let again = node.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        q.wake(&again);
+                    });
+                    false
+                }
+            };
+            if done {
+                failures.remove(&node);
+                if let Err(e) = store.mark_gated(pending.report_id).await {
+                    log(&format!("node {node}: cannot record the gate action: {e}"));
+                }
             }
         }
+    });
+    match pending_at_start {
+        Ok(nodes) => {
+            if !nodes.is_empty() {
+                log(&format!(
+                    "{} node(s) have a verdict not yet applied; applying",
+                    nodes.len()
+                ));
+            }
+            for n in nodes {
+                queue.wake(&n);
+            }
+        }
+        Err(e) => log(&format!("cannot list verdicts not yet applied: {e}")),
     }
+    queue
 }
 
 #[cfg(test)]

@@ -3,8 +3,12 @@
 //!
 //! Writes go through one writer thread that commits whatever is waiting in one transaction
 //! (group commit): under load many reports share one fsync, and each request still waits for
-//! the commit that holds its report. Reads use their own connection (WAL readers never block the
-//! writer). The latest summary of every node is kept in memory for `/metrics` and the fleet
+//! the commit that holds its report. Reads use a small pool of their own connections (WAL
+//! readers never block the writer, nor each other).
+//!
+//! Each report also records whether its verdict has been applied to the node (`gated`), so the
+//! gate can catch up after a crash or an API outage: the latest report of every node is gated
+//! eventually, older ones never. The latest summary of every node is kept in memory for `/metrics` and the fleet
 //! page, loaded from the database at start and updated after each commit.
 
 use std::collections::BTreeMap;
@@ -17,6 +21,8 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Reports committed together at most.
 const MAX_BATCH: usize = 512;
+/// Reader connections.
+const READERS: usize = 4;
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -126,7 +132,7 @@ struct Pending {
 #[derive(Clone)]
 pub struct Store {
     writer: mpsc::Sender<Pending>,
-    reader: Arc<Mutex<Connection>>,
+    readers: Arc<Vec<Mutex<Connection>>>,
     latest: Arc<RwLock<BTreeMap<String, NodeSummary>>>,
     path: PathBuf,
 }
@@ -164,7 +170,8 @@ CREATE TABLE IF NOT EXISTS reports (
     passed INTEGER NOT NULL,
     report TEXT NOT NULL,
     verdict TEXT NOT NULL,
-    summary TEXT NOT NULL
+    summary TEXT NOT NULL,
+    gated INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS reports_by_node ON reports(node, seq);
 ";
@@ -175,8 +182,17 @@ impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let writer_conn = open(path)?;
         writer_conn.execute_batch(SCHEMA)?;
-        let reader = open(path)?;
-        let latest = Arc::new(RwLock::new(load_latest(&reader)?));
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            readers.push(Mutex::new(open(path)?));
+        }
+        let latest = {
+            let first = match readers[0].lock() {
+                Ok(c) => c,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            Arc::new(RwLock::new(load_latest(&first)?))
+        };
         let (tx, rx) = mpsc::channel::<Pending>(4 * MAX_BATCH);
         let latest_w = Arc::clone(&latest);
         std::thread::Builder::new()
@@ -188,7 +204,7 @@ impl Store {
             })?;
         Ok(Store {
             writer: tx,
-            reader: Arc::new(Mutex::new(reader)),
+            readers: Arc::new(readers),
             latest,
             path: path.to_path_buf(),
         })
@@ -218,7 +234,7 @@ impl Store {
 
     /// A stored report with its verdict and summary.
     pub async fn report(&self, id: String) -> Result<Option<StoredReport>, StoreError> {
-        self.read(move |c| {
+        self.with_conn(move |c| {
             c.query_row(
                 "SELECT report, verdict, summary FROM reports WHERE id = ?1",
                 params![id],
@@ -245,7 +261,7 @@ impl Store {
 
     /// The newest `limit` summaries of a node, newest first.
     pub async fn history(&self, node: String, limit: u32) -> Result<Vec<NodeSummary>, StoreError> {
-        self.read(move |c| {
+        self.with_conn(move |c| {
             let mut stmt = c.prepare_cached(
                 "SELECT summary FROM reports WHERE node = ?1 ORDER BY seq DESC LIMIT ?2",
             )?;
@@ -261,30 +277,90 @@ impl Store {
         .await
     }
 
+    /// The latest report of `node` when its verdict has not been applied to the node yet:
+    /// (report id, passed, failing checks as (id, message)).
+    pub async fn ungated(&self, node: String) -> Result<Option<Ungated>, StoreError> {
+        self.with_conn(move |c| {
+            let row = c
+                .query_row(
+                    "SELECT summary, gated FROM reports WHERE node = ?1 ORDER BY seq DESC LIMIT 1",
+                    params![node],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?)),
+                )
+                .optional()?;
+            Ok(match row {
+                Some((summary, false)) => parse_summary(&summary).map(|s| Ungated {
+                    report_id: s.report_id,
+                    passed: s.passed,
+                    failing: s.failing.into_iter().map(|f| (f.id, f.message)).collect(),
+                }),
+                _ => None,
+            })
+        })
+        .await
+    }
+
+    /// Nodes whose latest report has not been applied to the node.
+    pub async fn ungated_nodes(&self) -> Result<Vec<String>, StoreError> {
+        self.with_conn(|c| {
+            let mut stmt = c.prepare(
+                "SELECT r.node FROM reports r
+                 WHERE r.seq = (SELECT max(seq) FROM reports WHERE node = r.node) AND r.gated = 0",
+            )?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    /// Record that a report's verdict has been applied to its node.
+    pub async fn mark_gated(&self, report_id: String) -> Result<(), StoreError> {
+        self.with_conn(move |c| {
+            c.execute(
+                "UPDATE reports SET gated = 1 WHERE id = ?1",
+                params![report_id],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
     /// How many reports are stored.
     pub async fn count(&self) -> Result<u64, StoreError> {
-        self.read(|c| {
+        self.with_conn(|c| {
             let n: i64 = c.query_row("SELECT count(*) FROM reports", [], |r| r.get(0))?;
             Ok(u64::try_from(n).unwrap_or(0))
         })
         .await
     }
 
-    async fn read<T: Send + 'static>(
+    async fn with_conn<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let reader = Arc::clone(&self.reader);
+        let readers = Arc::clone(&self.readers);
         tokio::task::spawn_blocking(move || {
-            let conn = match reader.lock() {
-                Ok(c) => c,
-                Err(poisoned) => poisoned.into_inner(),
-            };
+            // A free connection if there is one, else wait for the first.
+            let conn = readers
+                .iter()
+                .find_map(|m| m.try_lock().ok())
+                .unwrap_or_else(|| match readers[0].lock() {
+                    Ok(c) => c,
+                    Err(poisoned) => poisoned.into_inner(),
+                });
             f(&conn)
         })
         .await
         .map_err(|e| StoreError::Sql(format!("read task failed: {e}")))?
     }
+}
+
+/// A verdict waiting to be applied to its node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ungated {
+    pub report_id: String,
+    pub passed: bool,
+    pub failing: Vec<(String, String)>,
 }
 
 /// A stored report's parts, as JSON text.
@@ -468,6 +544,30 @@ mod tests {
         assert_eq!(
             latest,
             [("n1".into(), "b".into()), ("n2".into(), "c".into())]
+        );
+    }
+
+    #[tokio::test]
+    async fn only_the_latest_report_of_a_node_waits_for_the_gate() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("c.db")).unwrap();
+        store.insert(new("a", "n1", "{1}")).await.unwrap();
+        store.insert(new("b", "n1", "{2}")).await.unwrap();
+        store.insert(new("c", "n2", "{3}")).await.unwrap();
+        let mut nodes = store.ungated_nodes().await.unwrap();
+        nodes.sort();
+        assert_eq!(nodes, ["n1", "n2"]);
+        let u = store.ungated("n1".into()).await.unwrap().unwrap();
+        assert_eq!(u.report_id, "b", "the latest, not the first");
+        store.mark_gated("b".into()).await.unwrap();
+        assert_eq!(store.ungated("n1".into()).await.unwrap(), None);
+        assert_eq!(store.ungated_nodes().await.unwrap(), ["n2"]);
+        // Gating an older report does not count for the latest.
+        store.mark_gated("a".into()).await.unwrap();
+        store.insert(new("d", "n1", "{4}")).await.unwrap();
+        assert_eq!(
+            store.ungated("n1".into()).await.unwrap().unwrap().report_id,
+            "d"
         );
     }
 

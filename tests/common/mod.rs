@@ -223,8 +223,20 @@ pub fn http() -> ureq::Agent {
 impl Collector {
     /// Start `accelprobe serve --listen 127.0.0.1:0 ARGS` and wait for its "listening on" line.
     pub fn start<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Collector {
+        Collector::start_with_env(args, &[])
+    }
+
+    /// [`Collector::start`] with extra environment variables.
+    pub fn start_with_env<S: AsRef<std::ffi::OsStr>>(
+        args: &[S],
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Collector {
         use std::io::BufRead;
-        let mut child = accelprobe()
+        let mut cmd = accelprobe();
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
             .arg("serve")
             .arg("--listen")
             .arg("127.0.0.1:0")
