@@ -36,6 +36,8 @@ pub enum Command {
     Run(RunArgs),
     /// The collector: receives, judges and stores reports; metrics, fleet page, node gating.
     Serve(ServeArgs),
+    /// Print a NodePool and a validation Job for a catalog accelerator.
+    Manifests(ManifestsArgs),
 }
 
 /// Where requirements come from; shared by `verify` and `run`. Each option has an
@@ -145,6 +147,12 @@ pub struct RunArgs {
         requires = "post"
     )]
     pub token_file: Option<PathBuf>,
+
+    /// Keep running: judge the node again every DURATION (`30m`, `6h`), for fleet mode in a
+    /// DaemonSet. Each round prints its JSON line and posts its report; the process does not
+    /// exit on a failing verdict.
+    #[arg(long, value_name = "DURATION", env = "ACCELPROBE_EVERY", value_parser = parse_interval)]
+    pub every: Option<Duration>,
 
     /// How long `--post` may keep retrying in total.
     #[arg(long, value_name = "DURATION", default_value = "60s", env = "ACCELPROBE_POST_TIMEOUT", value_parser = parse_duration)]
@@ -388,6 +396,57 @@ pub struct Outcome {
     pub exit_code: i32,
 }
 
+/// Options of `accelprobe manifests`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("accelerator").required(true).args(["gpu", "neuron"])))]
+pub struct ManifestsArgs {
+    /// A GPU by label name, catalog key or NVML name (`l40s`, `h100`, `NVIDIA A10G`).
+    #[arg(long, value_name = "NAME")]
+    pub gpu: Option<String>,
+
+    /// An AWS Neuron accelerator (`inferentia2`, `trainium`, `trainium2`).
+    #[arg(long, value_name = "NAME")]
+    pub neuron: Option<String>,
+
+    /// Accelerators per node: pins the NodePool to that size and makes the Job request all of
+    /// them. Default: the smallest size's count, not pinned.
+    #[arg(long, value_name = "N")]
+    pub count: Option<u32>,
+
+    /// The collector's report URL (`http://accelprobe-collector.accelprobe:8080/v1/reports`);
+    /// the Job then posts its report with the token from the Secret accelprobe-token.
+    #[arg(long, value_name = "URL")]
+    pub collector: Option<String>,
+
+    /// The accelprobe image the Job runs.
+    #[arg(long, value_name = "IMAGE", default_value = concat!("accelprobe:", env!("CARGO_PKG_VERSION")))]
+    pub image: String,
+}
+
+/// `accelprobe manifests`.
+pub fn manifests(args: &ManifestsArgs) -> Result<Outcome, Error> {
+    use crate::verify::catalog::Vendor;
+    let (name, vendor) = match (&args.gpu, &args.neuron) {
+        (Some(g), _) => (g.clone(), Vendor::Nvidia),
+        (None, Some(n)) => (n.clone(), Vendor::Neuron),
+        (None, None) => return Err(Error::Usage("give --gpu NAME or --neuron NAME".to_string())),
+    };
+    let req = crate::manifests::Request {
+        name,
+        vendor,
+        count: args.count,
+        collector: args.collector.clone(),
+        image: args.image.clone(),
+    };
+    let plan = crate::manifests::plan(crate::verify::catalog::Catalog::builtin(), &req)
+        .map_err(|e| Error::Usage(e.to_string()))?;
+    Ok(Outcome {
+        stdout: render::manifests::yaml(&plan),
+        note: None,
+        exit_code: EXIT_OK,
+    })
+}
+
 /// Options of `accelprobe serve`, the collector.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -454,6 +513,18 @@ pub fn serve(args: &ServeArgs) -> Result<Outcome, Error> {
     })
 }
 
+/// `6h`, `30m`, `45s` for a log line.
+pub fn duration_text(d: Duration) -> String {
+    let s = d.as_secs();
+    if s.is_multiple_of(3600) {
+        format!("{}h", s / 3600)
+    } else if s.is_multiple_of(60) {
+        format!("{}m", s / 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
 /// Parse a size: `1048576`, `512KiB`, `8MiB`.
 pub fn parse_size(text: &str) -> Result<usize, String> {
     let t = text.trim();
@@ -475,6 +546,17 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
 
 /// Parse a duration: `10s`, `500ms`, `2m`, or plain seconds (`10`, `0.5`).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    duration_within(text, 0.0, 3600.0, "more than 0 and at most 1 hour")
+}
+
+/// Parse the interval of `run --every`: `30m`, `6h`; from 1 minute to 7 days.
+pub fn parse_interval(text: &str) -> Result<Duration, String> {
+    duration_within(text, 60.0, 7.0 * 86400.0, "from 1m to 168h")
+}
+
+/// `500ms`, `10s`, `2m`, `6h` or plain seconds, in (`min`, `max`] seconds (`min` included
+/// when it is not 0).
+fn duration_within(text: &str, min: f64, max: f64, range: &str) -> Result<Duration, String> {
     let t = text.trim();
     let (num, scale) = if let Some(n) = t.strip_suffix("ms") {
         (n, 0.001)
@@ -482,18 +564,18 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         (n, 1.0)
     } else if let Some(n) = t.strip_suffix('m') {
         (n, 60.0)
+    } else if let Some(n) = t.strip_suffix('h') {
+        (n, 3600.0)
     } else {
         (t, 1.0)
     };
     let value: f64 = num
         .trim()
         .parse()
-        .map_err(|_| format!("'{text}' is not a duration; use e.g. 10s, 500ms or 2m"))?;
+        .map_err(|_| format!("'{text}' is not a duration; use e.g. 10s, 500ms, 2m or 6h"))?;
     let secs = value * scale;
-    if !(secs.is_finite() && secs > 0.0 && secs <= 3600.0) {
-        return Err(format!(
-            "'{text}' is out of range; use more than 0 and at most 1 hour"
-        ));
+    if !(secs.is_finite() && secs > 0.0 && secs >= min && secs <= max) {
+        return Err(format!("'{text}' is out of range; use {range}"));
     }
     Ok(Duration::from_secs_f64(secs))
 }
@@ -821,6 +903,10 @@ mod tests {
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("NaN").is_err());
         assert!(parse_duration("2h").is_err());
+        assert_eq!(parse_interval("6h"), Ok(Duration::from_secs(6 * 3600)));
+        assert_eq!(parse_interval("30m"), Ok(Duration::from_secs(1800)));
+        assert!(parse_interval("10s").is_err());
+        assert!(parse_interval("200h").is_err());
     }
 
     #[test]

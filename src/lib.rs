@@ -9,6 +9,7 @@ pub mod bench;
 pub mod cli;
 pub mod error;
 pub mod feedback;
+pub mod manifests;
 pub mod probe;
 pub mod render;
 pub mod report;

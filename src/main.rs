@@ -51,27 +51,51 @@ fn run() -> i32 {
         Ok(cli) => cli,
         Err(e) => return argument_error(&e),
     };
+    let mut first_round = true;
     let result = match &cli.command {
         Command::Report(args) => cli::report(args),
         Command::Bench(args) => cli::bench(args, &progress::Bar::for_stderr()),
         Command::Catalog(args) => cli::catalog(args),
         Command::Verify(args) => cli::verify(args),
-        Command::Run(args) => cli::run(args, &progress::Bar::for_stderr()),
+        Command::Run(args) => match args.every {
+            None => cli::run(args, &progress::Bar::for_stderr()),
+            Some(every) => loop {
+                // Fleet mode: bad settings stop the first round (exit 2); later a round that
+                // cannot run is reported and the next one tried.
+                match cli::run(args, &progress::Bar::for_stderr()) {
+                    Ok(out) => {
+                        emit(out);
+                    }
+                    Err(e) if first_round => break Err(e),
+                    Err(e) => write_stderr(&format!("accelprobe: {e}\n")),
+                }
+                first_round = false;
+                write_stderr(&format!(
+                    "accelprobe: next round in {}\n",
+                    cli::duration_text(every)
+                ));
+                std::thread::sleep(every);
+            },
+        },
         Command::Serve(args) => cli::serve(args),
+        Command::Manifests(args) => cli::manifests(args),
     };
     match result {
-        Ok(out) => {
-            write_stdout(&out.stdout);
-            if let Some(note) = out.note {
-                write_stderr(&format!("accelprobe: {note}\n"));
-            }
-            out.exit_code
-        }
+        Ok(out) => emit(out),
         Err(e) => {
             write_stderr(&format!("accelprobe: {e}\n"));
             e.exit_code()
         }
     }
+}
+
+/// Print an outcome; its exit code.
+fn emit(out: cli::Outcome) -> i32 {
+    write_stdout(&out.stdout);
+    if let Some(note) = out.note {
+        write_stderr(&format!("accelprobe: {note}\n"));
+    }
+    out.exit_code
 }
 
 /// Help and version go to stdout with exit 0; every other argument error is one line on

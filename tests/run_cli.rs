@@ -245,3 +245,49 @@ fn a_refusing_or_missing_collector_does_not_change_the_exit_code() {
     );
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn every_keeps_judging_and_bad_settings_stop_the_first_round() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let term = dir.path().join("t");
+    let mut cmd = accelprobe();
+    fakes().serve(&mut cmd, "l4");
+    let mut child = cmd
+        .args(["run", "--no-bench", "--every", "1m", "--termination-log"])
+        .arg(&term)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first round's line arrives although its verdict failed, and the process goes on.
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let doc: Value = serde_json::from_str(line.trim()).unwrap();
+    assert_eq!(doc["verdict"]["passed"], true, "nothing required: {line}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(child.try_wait().unwrap().is_none(), "still running");
+    child.kill().unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("next round in 1m"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+
+    let o = run(
+        "l4",
+        &term,
+        &[("ACCELPROBE_POD", "/nonexistent/pod.yaml".to_string())],
+        &["--no-bench", "--every", "1m"],
+    );
+    assert_eq!(o.status.code(), Some(2), "bad settings end the first round");
+    let o = run("l4", &term, &[], &["--no-bench", "--every", "5s"]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "an interval under a minute is refused"
+    );
+}

@@ -100,6 +100,24 @@ fn handle(cluster: &Shared, method: &str, path: &str, body: &[u8]) -> (u16, Valu
             _ => (405, status(405, "MethodNotAllowed", "no")),
         };
     }
+    if path == "/apis/karpenter.sh/v1/nodepools/gpu" && method == "GET" {
+        // The seed's NodePool, as the API server returns it.
+        return (
+            200,
+            json!({
+                "apiVersion": "karpenter.sh/v1", "kind": "NodePool",
+                "metadata": {"name": "gpu", "resourceVersion": "7"},
+                "spec": {"template": {"spec": {
+                    "nodeClassRef": {"group": "eks.amazonaws.com", "kind": "NodeClass", "name": "default"},
+                    "requirements": [
+                        {"key": "eks.amazonaws.com/instance-family", "operator": "In", "values": ["g6e", "g6"]}
+                    ],
+                    "taints": [{"key": "nvidia.com/gpu", "effect": "NoSchedule"}],
+                    "startupTaints": [{"key": "accelprobe.io/unverified", "effect": "NoSchedule"}]
+                }}}
+            }),
+        );
+    }
     if path == "/api/v1/namespaces/default/events" && method == "POST" {
         let mut e: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
         e["metadata"]["name"] = json!(format!("event-{}", c.events.len()));
@@ -298,6 +316,13 @@ fn the_collector_gates_nodes_with_the_labels_the_api_server_holds() {
     assert_eq!(h["history"][0]["labels_from"], "kubernetes-api");
     assert_eq!(h["history"][0]["node_pool"], "gpu", "not the claimed one");
     assert_eq!(h["history"][0]["passed"], false);
+    // The NodePool came from the cluster (the requirements directory holds only the Pod).
+    let id = h["history"][0]["report_id"].as_str().unwrap().to_string();
+    let (_, body) = collector.get(&format!("/v1/reports/{id}"));
+    assert!(
+        body.contains("NodePool gpu (Kubernetes API)"),
+        "the cluster's NodePool is a source: {body}"
+    );
 
     wait_for("the gate", || {
         s.label("gpu-good").is_some()

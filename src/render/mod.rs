@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod catalog;
 pub mod fleet;
+pub mod manifests;
 pub mod query;
 pub mod table;
 pub mod verdict;

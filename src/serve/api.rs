@@ -24,7 +24,7 @@ use super::store::{NewReport, Store, Stored};
 use super::summary::{summarize, Context};
 use crate::report::Report;
 use crate::verify::catalog::Catalog;
-use crate::verify::kubernetes;
+use crate::verify::kubernetes::{self, Manifests};
 
 /// A whole request, body included, must arrive within this time (slow clients cannot hold
 /// connections forever).
@@ -48,6 +48,66 @@ pub struct AppState {
     pub gate_queue: Option<super::GateQueue>,
     /// Bounds the reports read and judged at once.
     pub posting: tokio::sync::Semaphore,
+    /// NodePools read from the Kubernetes API, by name, with when they were read.
+    pub pools: std::sync::Mutex<
+        std::collections::HashMap<String, (std::time::Instant, Option<Manifests>)>,
+    >,
+}
+
+/// How long a NodePool read from the API is used before it is read again.
+const POOL_TTL: Duration = Duration::from_secs(60);
+
+/// The node's NodePool as the cluster has it, when the collector's own requirements do not
+/// hold one of that name (`--kube` only). Read at most once a minute per name.
+async fn cluster_pool(
+    state: &AppState,
+    node: &str,
+    labels: &Labels,
+) -> Result<Option<Manifests>, String> {
+    let Some(gate) = &state.gate else {
+        return Ok(None);
+    };
+    let Some(name) = labels
+        .map
+        .iter()
+        .find(|(k, _)| kubernetes::WellKnown::from_key(k) == Some(kubernetes::WellKnown::NodePool))
+        .map(|(_, v)| v.clone())
+    else {
+        return Ok(None);
+    };
+    if state.judge.has_node_pool(&name) {
+        return Ok(None);
+    }
+    if let Ok(cache) = state.pools.lock() {
+        if let Some((at, m)) = cache.get(&name) {
+            if at.elapsed() < POOL_TTL {
+                return Ok(m.clone());
+            }
+        }
+    }
+    let value = gate
+        .node_pool(node, &name)
+        .await
+        .map_err(|e| e.to_string())?;
+    let manifests = match value {
+        None => None,
+        Some(v) => {
+            let text = v.to_string();
+            let origin = format!("NodePool {name} (Kubernetes API)");
+            match kubernetes::parse_manifests(&text, &origin) {
+                Ok(m) => Some(m),
+                // Retrying cannot fix it: judge without it, and say why in the log.
+                Err(e) => {
+                    super::log(&format!("{origin} cannot be read, not applied: {e}"));
+                    None
+                }
+            }
+        }
+    };
+    if let Ok(mut cache) = state.pools.lock() {
+        cache.insert(name, (std::time::Instant::now(), manifests.clone()));
+    }
+    Ok(manifests)
 }
 
 type Shared = Arc<AppState>;
@@ -280,10 +340,24 @@ async fn post_report(State(state): State<Shared>, body: Result<Bytes, BytesRejec
             origin: LabelOrigin::Report,
         },
     };
-    let (verdict, node_pool) = match state
-        .judge
-        .judge(&report, &node, Some(&labels), state.catalog)
-    {
+    let cluster = match cluster_pool(&state, &node, &labels).await {
+        Ok(m) => m,
+        Err(e) => {
+            return refuse(
+                &state,
+                Rejection::Unavailable,
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("cannot read the NodePool of node {node}: {e}; retry later"),
+            )
+        }
+    };
+    let (verdict, node_pool) = match state.judge.judge(
+        &report,
+        &node,
+        Some(&labels),
+        cluster.as_ref(),
+        state.catalog,
+    ) {
         Ok(v) => v,
         Err(e) => return bad(e.to_string()),
     };

@@ -142,6 +142,7 @@ enum Op {
     GetNode,
     PatchNode,
     CreateEvent,
+    GetNodePool,
 }
 
 impl Op {
@@ -150,6 +151,7 @@ impl Op {
             Op::GetNode => "read the node",
             Op::PatchNode => "patch the node",
             Op::CreateEvent => "create an event",
+            Op::GetNodePool => "read its NodePool",
         }
     }
 
@@ -158,6 +160,7 @@ impl Op {
             Op::GetNode => "get",
             Op::PatchNode => "patch",
             Op::CreateEvent => "create",
+            Op::GetNodePool => "get",
         }
     }
 }
@@ -228,6 +231,28 @@ impl Gate {
                 reason: one_line(&e.to_string()),
             })?;
         Ok(info.git_version)
+    }
+
+    /// The Karpenter NodePool `name` (`karpenter.sh/v1`) as JSON, `None` when the cluster has
+    /// none of that name (or no Karpenter). `node` names the node it is read for, for errors.
+    pub async fn node_pool(&self, node: &str, name: &str) -> Result<Option<Value>, GateError> {
+        let resource = ApiResource {
+            group: "karpenter.sh".into(),
+            version: "v1".into(),
+            api_version: "karpenter.sh/v1".into(),
+            kind: "NodePool".into(),
+            plural: "nodepools".into(),
+        };
+        let pools: Api<DynamicObject> = Api::all_with(self.client.clone(), &resource);
+        let found = self
+            .bounded(node, Op::GetNodePool, pools.get_opt(name))
+            .await?;
+        match found {
+            Ok(pool) => Ok(pool.and_then(|p| serde_json::to_value(p).ok())),
+            // No Karpenter in the cluster: the resource type itself is unknown.
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
+            Err(e) => Err(self.classify(e, node, Op::GetNodePool)),
+        }
     }
 
     /// The node's labels as the API server has them (trusted identity for re-verification).
@@ -367,6 +392,7 @@ impl Gate {
                         Op::CreateEvent => {
                             format!("events in namespace {}", self.event_namespace)
                         }
+                        Op::GetNodePool => "nodepools.karpenter.sh".to_string(),
                     },
                 },
                 404 if op != Op::CreateEvent => GateError::NodeNotFound { node },

@@ -112,12 +112,22 @@ impl Judge {
         (self.manifests.node_pools.len(), self.manifests.pods.len())
     }
 
-    /// The collector's verdict on `report` for `node`.
+    /// Whether the manifests hold a NodePool of this name.
+    pub fn has_node_pool(&self, name: &str) -> bool {
+        self.manifests
+            .node_pools
+            .iter()
+            .any(|np| np.object.name.as_deref() == Some(name))
+    }
+
+    /// The collector's verdict on `report` for `node`. `cluster` holds the node's NodePool as
+    /// the Kubernetes API has it (`--kube`), used when `--requirements` has none of its name.
     pub fn judge(
         &self,
         report: &Report,
         node: &str,
         labels: Option<&Labels>,
+        cluster: Option<&Manifests>,
         catalog: &Catalog,
     ) -> Result<(Verdict, Option<String>), JudgeError> {
         let node_labels = match labels {
@@ -132,14 +142,12 @@ impl Judge {
         let mut manifests = Manifests::default();
         match &node_pool {
             Some(name) => {
-                manifests.node_pools = self
-                    .manifests
-                    .node_pools
-                    .iter()
-                    .filter(|np| np.object.name.as_deref() == Some(name.as_str()))
-                    .cloned()
-                    .collect();
-                if manifests.node_pools.is_empty() && !self.manifests.node_pools.is_empty() {
+                manifests.node_pools = pools_named(&self.manifests, name);
+                if manifests.node_pools.is_empty() {
+                    manifests.node_pools =
+                        cluster.map(|c| pools_named(c, name)).unwrap_or_default();
+                }
+                if manifests.node_pools.is_empty() {
                     notes.push(format!(
                         "the node's NodePool {name} is not among the collector's requirements; \
                          judged on the catalog and the matching pods only"
@@ -171,6 +179,15 @@ impl Judge {
         require_requirements(&mut verdict);
         Ok((verdict, node_pool))
     }
+}
+
+/// The NodePools called `name`.
+fn pools_named(m: &Manifests, name: &str) -> Vec<kubernetes::NodePool> {
+    m.node_pools
+        .iter()
+        .filter(|np| np.object.name.as_deref() == Some(name))
+        .cloned()
+        .collect()
 }
 
 /// A pod (or workload template) applies to a node when the node satisfies one of its selector

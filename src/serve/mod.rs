@@ -166,6 +166,7 @@ pub fn serve(opts: ServeOptions) -> Result<(), ServeError> {
             gate,
             gate_queue,
             posting: tokio::sync::Semaphore::new(MAX_CONCURRENT_POSTS),
+            pools: Default::default(),
         });
         let app = api::router(state, opts.max_body);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
