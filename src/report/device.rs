@@ -63,6 +63,9 @@ pub struct Device {
     pub compute_capability: Option<String>,
     /// What the CUDA driver API says about the same device, when it was reached.
     pub cuda: Option<CudaDevice>,
+    /// Neuron-only fields (`vendor: neuron`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub neuron: Option<super::NeuronDevice>,
     /// Field name → why its value is `null` (for example `not supported`, `GPU is lost`).
     pub unavailable: BTreeMap<String, String>,
 }

@@ -13,10 +13,12 @@
 mod bench;
 mod device;
 mod host;
+mod neuron;
 
 pub use bench::*;
 pub use device::*;
 pub use host::*;
+pub use neuron::*;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -154,6 +156,9 @@ pub struct Runtime {
     /// Why the runtime is not `loaded`.
     #[serde(default)]
     pub error: Option<String>,
+    /// What the Neuron runtime reports (`name: neuron` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub neuron: Option<NeuronRuntime>,
 }
 
 impl Runtime {
@@ -169,6 +174,7 @@ impl Runtime {
             cuda_version: None,
             device_count: None,
             error: None,
+            neuron: None,
         }
     }
 }
