@@ -486,7 +486,13 @@ pub fn from_manifests(
         }
         if let Some(total) = pod.accelerator_request(ResourceName::AwsNeuronCore) {
             if let Some(source) = total.sources.first().cloned() {
-                req.require_vendor(Vendor::Neuron, source);
+                req.require_vendor(Vendor::Neuron, source.clone());
+                if total.count > 0 {
+                    req.require_min_neuron_cores(
+                        u32::try_from(total.count).unwrap_or(u32::MAX),
+                        source,
+                    );
+                }
             }
         }
     }

@@ -1085,6 +1085,28 @@ impl Catalog {
         }
     }
 
+    /// The Neuron model a device name from the driver means (`Trainium1`, `Inferentia2`,
+    /// `trainium`): matched on the model's key or name, ignoring case, spaces and a trailing
+    /// generation `1`.
+    pub fn identify_neuron(&self, device_name: &str) -> Option<&Model> {
+        let norm = |s: &str| -> String {
+            s.chars()
+                .filter(|c| c.is_ascii_alphanumeric())
+                .collect::<String>()
+                .to_ascii_lowercase()
+        };
+        let want = norm(device_name);
+        let want = match want.strip_suffix('1') {
+            // "Trainium1" is the first Trainium; "Inferentia1" the first Inferentia.
+            Some(base) if !base.ends_with(char::is_numeric) => base.to_string(),
+            _ => want,
+        };
+        self.models
+            .iter()
+            .filter(|m| m.vendor == Vendor::Neuron)
+            .find(|m| norm(&m.key) == want || norm(&m.name) == want)
+    }
+
     /// The families that carry model `key` (`h200` → p5e, p5en), in catalog order.
     pub fn families_for_model(&self, key: &str) -> Vec<&Family> {
         let key = key.trim();

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use super::checks_neuron as neuron;
 use super::requirements::{compare_versions, Requirements, Sourced};
 use super::source::Source;
 use super::verdict::{Check, Status};
@@ -13,13 +14,24 @@ pub trait ModelNames {
     /// The catalog key of the model an NVML name (and, to tell same-named models apart,
     /// its memory) belongs to (`NVIDIA L40S` → `l40s`).
     fn model_key(&self, nvml_name: &str, memory_mib: Option<u64>) -> Option<String>;
+
+    /// NeuronCores per device of a Neuron model (`trainium` → 2).
+    fn neuron_cores(&self, key: &str) -> Option<u32> {
+        let _ = key;
+        None
+    }
 }
 
 impl ModelNames for super::catalog::Catalog {
     fn model_key(&self, nvml_name: &str, memory_mib: Option<u64>) -> Option<String> {
         self.identify_gpu(nvml_name, memory_mib)
             .model()
+            .or_else(|| self.identify_neuron(nvml_name))
             .map(|m| m.key.clone())
+    }
+
+    fn neuron_cores(&self, key: &str) -> Option<u32> {
+        self.model(key).and_then(|m| m.neuron_cores)
     }
 }
 
@@ -55,6 +67,12 @@ pub static REGISTRY: &[(&str, CheckFn)] = &[
     ("perf.copy", perf_copy),
     ("perf.h2d", perf_h2d),
     ("perf.peer_spread", perf_peer_spread),
+    ("neuron.count", neuron::neuron_count),
+    ("neuron.cores", neuron::neuron_cores),
+    ("neuron.memory", neuron::neuron_memory),
+    ("neuron.runtime", neuron::neuron_runtime),
+    ("health.neuron_errors", neuron::health_neuron_errors),
+    ("perf.neuron.h2d", neuron::perf_neuron_h2d),
 ];
 
 /// Run every check.
@@ -62,7 +80,7 @@ pub fn run_all(inputs: &Inputs<'_>) -> Vec<Check> {
     REGISTRY.iter().flat_map(|(_, f)| f(inputs)).collect()
 }
 
-fn check(
+pub(super) fn check(
     id: &str,
     status: Status,
     expected: Option<String>,
@@ -111,9 +129,10 @@ fn listing_problem(i: &Inputs<'_>) -> Option<&'static str> {
             .is_some_and(|r| r.status == RuntimeStatus::Loaded)
     };
     match i.req.vendor.as_ref().map(|v| v.value) {
-        Some(Vendor::Neuron) if !loaded(RuntimeKind::Neuron) => {
-            Some("this version of accelprobe does not probe AWS Neuron devices yet")
-        }
+        // Neuron devices are listed from sysfs, with or without the runtime library.
+        Some(Vendor::Neuron) if i.report.runtime(RuntimeKind::Neuron).is_none() => Some(
+            "the report has no Neuron probe (written by an older accelprobe, or with --no-neuron)",
+        ),
         Some(Vendor::Neuron) => None,
         _ if !loaded(RuntimeKind::Nvml) && !loaded(RuntimeKind::Cuda) => {
             Some("neither NVML nor CUDA could list the GPUs")
@@ -124,7 +143,7 @@ fn listing_problem(i: &Inputs<'_>) -> Option<&'static str> {
 
 /// Skip when nothing requires the check, fail when a requirement exists but the check
 /// cannot run: unknown is never a pass.
-fn cannot_run<T>(
+pub(super) fn cannot_run<T>(
     id: &str,
     req: Option<&Sourced<T>>,
     expected: Option<String>,
@@ -246,6 +265,16 @@ fn gpu_model(i: &Inputs<'_>) -> Vec<Check> {
 }
 
 fn gpu_count(i: &Inputs<'_>) -> Vec<Check> {
+    if neuron::wanted(i) {
+        return vec![check(
+            "gpu.count",
+            Status::Skip,
+            None,
+            None,
+            "a Neuron node: see neuron.count".into(),
+            &[],
+        )];
+    }
     let n = accelerators(i).len() as u32;
     let problem = listing_problem(i);
     let mut out = Vec::new();
@@ -297,6 +326,16 @@ fn gpu_count(i: &Inputs<'_>) -> Vec<Check> {
 }
 
 fn gpu_memory(i: &Inputs<'_>) -> Vec<Check> {
+    if neuron::wanted(i) {
+        return vec![check(
+            "gpu.memory",
+            Status::Skip,
+            None,
+            None,
+            "a Neuron node: see neuron.memory".into(),
+            &[],
+        )];
+    }
     let Some(req) = &i.req.min_memory_mib else {
         return vec![check(
             "gpu.memory",
@@ -837,6 +876,16 @@ fn perf_copy(i: &Inputs<'_>) -> Vec<Check> {
 }
 
 fn perf_h2d(i: &Inputs<'_>) -> Vec<Check> {
+    if neuron::wanted(i) {
+        return vec![check(
+            "perf.h2d",
+            Status::Skip,
+            None,
+            None,
+            "a Neuron node: see perf.neuron.h2d".into(),
+            &[],
+        )];
+    }
     let mut out = perf_floor(
         i,
         "perf.h2d",

@@ -5,6 +5,7 @@
 pub mod build;
 pub mod catalog;
 pub mod checks;
+mod checks_neuron;
 pub mod expect;
 pub mod kubernetes;
 pub mod requirements;

@@ -46,6 +46,8 @@ pub struct Requirements {
     pub min_transfer_gbps: Option<Sourced<f64>>,
     /// PCIe generation the accelerators' links must reach at their maximum.
     pub pcie_gen: Option<Sourced<u32>>,
+    /// NeuronCores the workload needs in all (`aws.amazon.com/neuroncore` requests).
+    pub min_neuron_cores: Option<Sourced<u32>>,
     /// Combinations that cannot all hold.
     pub conflicts: Vec<String>,
     /// Exact demands replaced by a higher-precedence source.
@@ -132,6 +134,11 @@ impl Requirements {
     /// Require at least `n` accelerators (the largest of such demands wins).
     pub fn require_min_count(&mut self, n: u32, source: Source) {
         raise(&mut self.min_count, n, source);
+    }
+
+    /// Require at least `n` NeuronCores on the node in all.
+    pub fn require_min_neuron_cores(&mut self, n: u32, source: Source) {
+        raise(&mut self.min_neuron_cores, n, source);
     }
 
     pub fn require_min_memory(&mut self, mib: u64, source: Source) {
@@ -221,6 +228,9 @@ impl Requirements {
         }
         if let Some(v) = &self.min_transfer_gbps {
             push("perf.h2d", format!(">= {:.1} GB/s", v.value), &v.sources);
+        }
+        if let Some(v) = &self.min_neuron_cores {
+            push("neuron.cores", format!("at least {}", v.value), &v.sources);
         }
         if let Some(v) = &self.pcie_gen {
             push(
