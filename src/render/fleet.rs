@@ -55,42 +55,44 @@ fn accelerators(s: &NodeSummary) -> String {
     }
 }
 
-fn failing(s: &NodeSummary) -> String {
-    if s.failing.is_empty() {
-        return "<span class=\"muted\">none</span>".to_string();
+/// A bulleted list of already-escaped items, or a muted word when there are none.
+fn list(items: Vec<String>, empty: &str) -> String {
+    if items.is_empty() {
+        format!("<span class=\"muted\">{empty}</span>")
+    } else {
+        format!("<ul>{}</ul>", items.join(""))
     }
-    let items: Vec<String> = s
+}
+
+/// ` (device 3)` for a check about one device.
+fn device_suffix(device: Option<&str>) -> String {
+    device
+        .map(|d| format!(" (device {})", esc(d)))
+        .unwrap_or_default()
+}
+
+fn failing(s: &NodeSummary) -> String {
+    let items = s
         .failing
         .iter()
         .map(|f| {
-            let device = f
-                .device
-                .as_deref()
-                .map(|d| format!(" (GPU {})", esc(d)))
-                .unwrap_or_default();
             format!(
-                "<li><code class=\"check\">{}</code>{device}: {}</li>",
+                "<li><code class=\"check\">{}</code>{}: {}</li>",
                 esc(&f.id),
+                device_suffix(f.device.as_deref()),
                 esc(&f.message)
             )
         })
         .collect();
-    format!("<ul>{}</ul>", items.join(""))
+    list(items, "none")
 }
 
 fn performance(s: &NodeSummary) -> String {
-    if s.perf.is_empty() {
-        return "<span class=\"muted\">no benchmarks judged</span>".to_string();
-    }
-    let items: Vec<String> = s
+    let items = s
         .perf
         .iter()
         .map(|p| {
-            let device = p
-                .device
-                .as_deref()
-                .map(|d| format!(" GPU {}", esc(d)))
-                .unwrap_or_default();
+            let device = device_suffix(p.device.as_deref());
             format!(
                 "<li><code>{}</code>{device}: {} (floor {}) <span class=\"{}\">{}</span></li>",
                 esc(&p.id),
@@ -101,7 +103,7 @@ fn performance(s: &NodeSummary) -> String {
             )
         })
         .collect();
-    format!("<ul>{}</ul>", items.join(""))
+    list(items, "no benchmarks judged")
 }
 
 fn row(s: &NodeSummary) -> String {
