@@ -22,6 +22,7 @@ fn bench_report(c: &mut Criterion) {
         nvml_lib: Some(fakes.nvml_lib.clone()),
         timeout: Duration::from_secs(10),
         skip_cuda: true,
+        ..ProbeOptions::default()
     };
     let report = probe(&opts);
     assert_eq!(report.devices.len(), 8, "fixture must give 8 GPUs");

@@ -294,6 +294,24 @@ pub struct ProbeArgs {
     /// Do not load the CUDA driver (NVML only).
     #[arg(long)]
     pub no_cuda: bool,
+
+    /// Root of the filesystem holding the Neuron sysfs tree
+    /// (`<PATH>/sys/devices/virtual/neuron_device`).
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "/",
+        env = "ACCELPROBE_SYSFS_ROOT"
+    )]
+    pub sysfs_root: PathBuf,
+
+    /// Path of the Neuron runtime libnrt.so.1 to load instead of searching for it.
+    #[arg(long, value_name = "PATH", env = "ACCELPROBE_NRT_LIB")]
+    pub neuron_lib: Option<PathBuf>,
+
+    /// Do not look for AWS Neuron devices or the Neuron runtime.
+    #[arg(long)]
+    pub no_neuron: bool,
 }
 
 impl ProbeArgs {
@@ -302,6 +320,9 @@ impl ProbeArgs {
             nvml_lib: self.nvml_lib.clone(),
             timeout: self.timeout,
             skip_cuda: self.no_cuda,
+            sysfs_root: self.sysfs_root.clone(),
+            neuron_lib: self.neuron_lib.clone(),
+            skip_neuron: self.no_neuron,
         }
     }
 }

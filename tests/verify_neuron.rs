@@ -110,7 +110,11 @@ fn a_healthy_trn1_32xlarge_passes() {
         ["pass"],
         "Trainium1 is the trainium model"
     );
-    assert_eq!(statuses(&v, "health.neuron_errors").len(), 16);
+    assert_eq!(
+        statuses(&v, "health.neuron_errors"),
+        ["pass"],
+        "one line for 16 clean devices"
+    );
     assert_eq!(
         statuses(&v, "neuron.memory"),
         ["skip"],
@@ -249,4 +253,49 @@ fn gpu_nodes_skip_the_neuron_checks() {
     ] {
         assert_eq!(statuses(&v, id), ["skip"], "{id}");
     }
+}
+
+/// The acceptance: the probe reads the fixture sysfs trees, and verify judges them
+/// against the trn1 NodePool and a pod asking for `aws.amazon.com/neuron: 16`.
+#[test]
+fn probed_trn1_fixtures_pass_and_the_faulty_one_fails_at_neuron_count() {
+    let run = |tree: &str| {
+        let o = accelprobe()
+            .args(["verify", "--no-cuda", "--format", "json", "--sysfs-root"])
+            .arg(fixture(&format!("neuron/{tree}")))
+            .arg("--nodepool")
+            .arg(fixture("k8s/nodepool-trn1.yaml"))
+            .arg("--pod")
+            .arg(fixture("k8s/pod-trn1.yaml"))
+            .output()
+            .unwrap();
+        let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+        (o.status.code(), v)
+    };
+    let (code, v) = run("trn1.32xlarge");
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(statuses(&v, "neuron.count"), ["pass"]);
+    assert_eq!(statuses(&v, "neuron.cores"), ["pass"]);
+    let (code, v) = run("trn1-faulty");
+    assert_eq!(code, Some(1));
+    let m = message(&v, "neuron.count");
+    assert_eq!(
+        m,
+        "the workload requests 16 Neuron device(s), 15 found; missing: neuron7"
+    );
+    let failing: Vec<&str> = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "fail")
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        failing,
+        [
+            "neuron.count",
+            "health.neuron_errors",
+            "health.neuron_errors"
+        ]
+    );
 }

@@ -8,6 +8,7 @@
 pub mod cuda;
 pub mod guard;
 pub mod host;
+pub mod neuron;
 pub mod nvml;
 pub mod util;
 
@@ -31,6 +32,12 @@ pub struct ProbeOptions {
     pub timeout: Duration,
     /// Skip the CUDA driver probe.
     pub skip_cuda: bool,
+    /// Root under which the Neuron sysfs tree is read (`--sysfs-root`, `/` by default).
+    pub sysfs_root: PathBuf,
+    /// Explicit Neuron runtime library (`--neuron-lib` / `ACCELPROBE_NRT_LIB`).
+    pub neuron_lib: Option<PathBuf>,
+    /// Skip the Neuron probe (sysfs and libnrt).
+    pub skip_neuron: bool,
 }
 
 impl Default for ProbeOptions {
@@ -39,6 +46,9 @@ impl Default for ProbeOptions {
             nvml_lib: None,
             timeout: DEFAULT_TIMEOUT,
             skip_cuda: false,
+            sysfs_root: PathBuf::from("/"),
+            neuron_lib: None,
+            skip_neuron: false,
         }
     }
 }
@@ -49,6 +59,7 @@ pub fn probe(opts: &ProbeOptions) -> Report {
     let deadline = started + opts.timeout;
     let created_at = now_rfc3339();
     let cuda_slot = (!opts.skip_cuda).then(cuda::start);
+    let neuron_slot = (!opts.skip_neuron).then(|| neuron::start(opts.neuron_lib.clone()));
     let env = |k: &str| std::env::var(k).ok();
     let host = host::probe_host(&host::HostSources {
         root: std::path::Path::new("/"),
@@ -56,6 +67,10 @@ pub fn probe(opts: &ProbeOptions) -> Report {
     });
     let nv = nvml::probe(opts.nvml_lib.as_deref(), deadline);
     let cu = cuda_slot.map(|s| cuda::collect(&s, deadline));
+    let ne = neuron_slot.map(|s| {
+        let inventory = neuron::read_inventory(&opts.sysfs_root);
+        neuron::collect(&s, inventory, deadline)
+    });
 
     let mut errors = nv.errors;
     let mut devices = nv.devices;
@@ -71,6 +86,11 @@ pub fn probe(opts: &ProbeOptions) -> Report {
                 d.mark_unavailable("cuda", "the CUDA driver was not probed (--no-cuda)");
             }
         }
+    }
+    if let Some(ne) = ne {
+        errors.extend(ne.errors);
+        devices.extend(ne.devices);
+        runtimes.push(ne.runtime);
     }
     Report {
         schema_version: SCHEMA_VERSION,

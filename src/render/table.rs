@@ -7,7 +7,7 @@
 use std::fmt::Write;
 
 use super::{fit, fit_tail};
-use crate::report::{Device, Report, Runtime, RuntimeStatus};
+use crate::report::{Device, Report, Runtime, RuntimeStatus, Vendor};
 
 const WIDTH: usize = 89;
 
@@ -32,10 +32,20 @@ fn enabled(v: Option<bool>) -> String {
 /// The whole screen.
 pub fn render(report: &Report) -> String {
     let mut out = String::new();
-    gpu_box(&mut out, report);
-    if !report.devices.is_empty() {
-        out.push('\n');
-        processes_box(&mut out, report);
+    let gpus: Vec<&Device> = report.devices.iter().filter(|d| !is_neuron(d)).collect();
+    let neurons: Vec<&Device> = report.devices.iter().filter(|d| is_neuron(d)).collect();
+    if !gpus.is_empty() || neurons.is_empty() {
+        gpu_box(&mut out, report, &gpus);
+        if !gpus.is_empty() {
+            out.push('\n');
+            processes_box(&mut out, &gpus);
+        }
+    }
+    if !neurons.is_empty() {
+        if !gpus.is_empty() {
+            out.push('\n');
+        }
+        neuron_box(&mut out, report, &neurons);
     }
     out.push('\n');
     runtimes_section(&mut out, report);
@@ -48,7 +58,11 @@ fn rule(out: &mut String, edge: char) {
     let _ = writeln!(out, "{edge}{}{edge}", "-".repeat(WIDTH - 2));
 }
 
-fn gpu_box(out: &mut String, report: &Report) {
+fn is_neuron(d: &Device) -> bool {
+    d.vendor == Some(Vendor::Neuron)
+}
+
+fn gpu_box(out: &mut String, report: &Report, devices: &[&Device]) {
     rule(out, '+');
     let tool = format!("{} {}", report.tool.name, report.tool.version);
     let _ = writeln!(
@@ -58,7 +72,7 @@ fn gpu_box(out: &mut String, report: &Report) {
         fit(&na(report.driver_version()), 12),
         fit(&na(report.cuda_version()), 8),
     );
-    if report.devices.is_empty() {
+    if devices.is_empty() {
         rule(out, '+');
         let _ = writeln!(
             out,
@@ -86,7 +100,7 @@ fn gpu_box(out: &mut String, report: &Report) {
         out,
         "|=========================================+======================+======================|"
     );
-    for d in &report.devices {
+    for d in devices {
         gpu_rows(out, d);
         let _ = writeln!(out, "+-----------------------------------------+----------------------+----------------------+");
     }
@@ -149,7 +163,7 @@ fn compute_mode_cell(mode: Option<&str>) -> String {
     }
 }
 
-fn processes_box(out: &mut String, report: &Report) {
+fn processes_box(out: &mut String, devices: &[&Device]) {
     rule(out, '+');
     let _ = writeln!(out, "| {:<85} |", "Processes:");
     let _ = writeln!(
@@ -163,7 +177,7 @@ fn processes_box(out: &mut String, report: &Report) {
     let _ = writeln!(out, "|{}|", "=".repeat(WIDTH - 2));
     let mut any = false;
     let mut unknown = Vec::new();
-    for d in &report.devices {
+    for d in devices {
         match &d.processes {
             Some(list) => {
                 for p in list {
@@ -203,6 +217,113 @@ fn processes_box(out: &mut String, report: &Report) {
     rule(out, '+');
 }
 
+/// A neuron-ls-like table of the Neuron devices, 89 characters wide like the GPU boxes, then
+/// a line per device with hardware errors.
+fn neuron_box(out: &mut String, report: &Report, devices: &[&Device]) {
+    let sep =
+        "+--------+--------------+--------+--------------------+--------------+------------------+";
+    let row = |out: &mut String, cells: [&str; 6]| {
+        let _ = writeln!(
+            out,
+            "| {:<6} | {:<12} | {:<6} | {:<18} | {:<12} | {:<16} |",
+            fit(cells[0], 6),
+            fit(cells[1], 12),
+            fit(cells[2], 6),
+            fit(cells[3], 18),
+            fit(cells[4], 12),
+            fit(cells[5], 16),
+        );
+    };
+    let rt = report.runtime(crate::report::RuntimeKind::Neuron);
+    let driver = rt.and_then(|r| r.driver_version.as_deref());
+    let runtime = rt.and_then(|r| r.version.as_deref());
+    let _ = writeln!(out, "{sep}");
+    let _ = writeln!(
+        out,
+        "| {:<85} |",
+        fit(
+            &format!(
+                "{} {}    Neuron Driver: {}    Neuron Runtime: {}",
+                report.tool.name,
+                report.tool.version,
+                na(driver),
+                na(runtime)
+            ),
+            85
+        )
+    );
+    let _ = writeln!(out, "{sep}");
+    row(
+        out,
+        ["NEURON", "NAME", "NEURON", "MEMORY", "PCI BDF", "CONNECTED"],
+    );
+    row(out, ["DEVICE", "", "CORES", "USED / TOTAL", "", "DEVICES"]);
+    let _ = writeln!(out, "{sep}");
+    let mut faults = Vec::new();
+    for d in devices {
+        let n = d.neuron.as_ref();
+        let cores = n
+            .and_then(|n| n.core_count)
+            .map(|c| c.to_string())
+            .or_else(|| {
+                n.filter(|n| !n.cores.is_empty())
+                    .map(|n| format!("{}*", n.cores.len()))
+            })
+            .unwrap_or_else(|| "N/A".to_string());
+        let mib = |v: Option<u64>| v.map_or_else(|| "N/A".to_string(), |m| format!("{m}MiB"));
+        let memory = format!("{} / {}", mib(d.memory_used_mib), mib(d.memory_total_mib));
+        let connected = n
+            .and_then(|n| n.connected_devices.as_ref())
+            .map(|c| {
+                c.iter()
+                    .map(|i| i.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_else(|| "N/A".to_string());
+        let index = d.index.to_string();
+        row(
+            out,
+            [
+                &index,
+                &na(d.name.as_deref()),
+                &cores,
+                &memory,
+                &na(d.pci_bus_id.as_deref()),
+                &connected,
+            ],
+        );
+        if let Some(n) = n {
+            for (label, v) in [
+                ("mem_ecc_uncorrected", n.mem_ecc_uncorrected),
+                (
+                    "mem_ecc_repairable_uncorrected",
+                    n.mem_ecc_repairable_uncorrected,
+                ),
+                ("sram_ecc_uncorrected", n.sram_ecc_uncorrected),
+            ] {
+                if let Some(c) = v.filter(|&c| c > 0) {
+                    faults.push(format!("device {} {label} {c}", d.index));
+                }
+            }
+        }
+    }
+    let _ = writeln!(out, "{sep}");
+    if devices.iter().any(|d| {
+        d.neuron
+            .as_ref()
+            .is_some_and(|n| n.core_count.is_none() && !n.cores.is_empty())
+    }) {
+        let _ = writeln!(
+            out,
+            "* core_count unreadable; cores counted from the neuron_core<i> directories"
+        );
+    }
+    if !faults.is_empty() {
+        let _ = writeln!(out, "Neuron hardware errors: {}", faults.join("; "));
+    }
+}
+
 fn runtime_line(rt: &Runtime) -> String {
     let mut facts = Vec::new();
     if let Some(v) = &rt.version {
@@ -216,6 +337,19 @@ fn runtime_line(rt: &Runtime) -> String {
     }
     if let Some(n) = rt.device_count {
         facts.push(format!("{n} device{}", if n == 1 { "" } else { "s" }));
+    }
+    if let Some(nr) = &rt.neuron {
+        if let Some(t) = nr.cores_total {
+            let visible = nr
+                .cores_visible
+                .map_or_else(|| "N/A".to_string(), |v| v.to_string());
+            facts.push(format!("{visible} of {t} NeuronCores visible"));
+        }
+        match (&nr.instance_family, &nr.instance_size) {
+            (Some(f), Some(s)) => facts.push(format!("{f} {s}")),
+            (Some(f), None) => facts.push(f.clone()),
+            _ => {}
+        }
     }
     let mut line = format!("  {:<7}{:<9}", rt.name.as_str(), rt.status.as_str());
     if let Some(lib) = &rt.library {

@@ -295,10 +295,9 @@ pub(super) fn neuron_runtime(i: &Inputs<'_>) -> Vec<Check> {
         // it can still take the inventory from sysfs.
         RuntimeStatus::Absent => (
             Status::Warn,
-            format!(
-                "libnrt not found in this container ({}); devices were read from sysfs only",
-                rt.error.as_deref().unwrap_or("no library")
-            ),
+            rt.error
+                .clone()
+                .unwrap_or_else(|| "libnrt not found; devices were read from sysfs only".into()),
         ),
         RuntimeStatus::Error | RuntimeStatus::Timeout => (
             Status::Fail,
@@ -324,6 +323,7 @@ pub(super) fn health_neuron_errors(i: &Inputs<'_>) -> Vec<Check> {
         return skip("health.neuron_errors", "no Neuron device to check");
     }
     let mut out = Vec::new();
+    let mut clean = Vec::new();
     for d in found {
         let n = d.neuron.clone().unwrap_or_default();
         let fatal = [
@@ -361,10 +361,8 @@ pub(super) fn health_neuron_errors(i: &Inputs<'_>) -> Vec<Check> {
                 ),
             )
         } else {
-            (
-                Status::Pass,
-                format!("neuron{}: no hardware errors", d.index),
-            )
+            clean.push(d.index);
+            continue;
         };
         let mut c = check(
             "health.neuron_errors",
@@ -376,6 +374,28 @@ pub(super) fn health_neuron_errors(i: &Inputs<'_>) -> Vec<Check> {
         );
         c.device = Some(d.index.to_string());
         out.push(c);
+    }
+    // Clean devices in one line, so the problems stand out.
+    if !clean.is_empty() {
+        out.insert(
+            0,
+            check(
+                "health.neuron_errors",
+                Status::Pass,
+                Some("0".into()),
+                Some("0".into()),
+                format!(
+                    "no hardware errors on {} device(s): {}",
+                    clean.len(),
+                    clean
+                        .iter()
+                        .map(|i| format!("neuron{i}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                &[],
+            ),
+        );
     }
     out
 }

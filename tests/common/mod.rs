@@ -314,3 +314,43 @@ impl Drop for Collector {
         let _ = self.child.wait();
     }
 }
+
+/// Fake libnrt configuration (JSON: version, family, size, total_cores, visible_cores).
+pub const NRT_CONFIG_ENV: &str = "ACCELPROBE_FAKE_NRT_CONFIG";
+/// Fake libnrt errors: `function=code,...`.
+pub const NRT_ERRORS_ENV: &str = "ACCELPROBE_FAKE_NRT_ERRORS";
+/// Fake libnrt hangs: `function=milliseconds,...`.
+pub const NRT_HANG_ENV: &str = "ACCELPROBE_FAKE_NRT_HANG";
+
+/// The fake Neuron runtime, built on first use in this process (like [`fakes`]): the full
+/// path of a copy named `libnrt.so.1` in `<target>/fakes/nrt-<pid>/` (not under `libs-<pid>`,
+/// which [`fakes`] recreates).
+pub fn fake_nrt() -> &'static Path {
+    static NRT: OnceLock<PathBuf> = OnceLock::new();
+    NRT.get_or_init(|| {
+        let target = fakes_target();
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
+        let output = Command::new(&cargo)
+            .current_dir(workspace())
+            .args(["build", "--release", "-p", "accelprobe-fake-nrt"])
+            .arg("--target-dir")
+            .arg(&target)
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("CARGO_BUILD_TARGET")
+            .output()
+            .unwrap_or_else(|e| panic!("could not run {cargo:?} to build the fake libnrt: {e}"));
+        if !output.status.success() {
+            panic!(
+                "building the fake libnrt failed ({}):\n{}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        let lib = target
+            .join(format!("nrt-{}", std::process::id()))
+            .join("libnrt.so.1");
+        copy(&target.join("release/libnrt.so"), &lib);
+        lib
+    })
+    .as_path()
+}
