@@ -330,7 +330,8 @@ impl ProbeArgs {
 /// Options of `accelprobe bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Where to run: auto (GPUs if any, else the CPU), cpu, cuda:N, or all.
+    /// Where to run: auto (GPUs if any, else NeuronCores if any, else the CPU), cpu, cuda:N,
+    /// neuron:N, or all.
     #[arg(long, value_name = "DEVICE", default_value = "auto", value_parser = DeviceSel::parse)]
     pub device: DeviceSel,
 
@@ -678,6 +679,7 @@ pub fn bench(args: &BenchArgs, progress: &dyn bench::Progress) -> Result<Outcome
         profile: args.profile,
         seed: args.seed,
         injection,
+        call_timeout: args.probe.timeout,
     };
     let mut report = probe::probe(&args.probe.options());
     let outcome = bench::run(&opts, &report, progress).map_err(|e| Error::Usage(e.to_string()))?;
@@ -809,6 +811,7 @@ pub fn run(args: &RunArgs, progress: &dyn bench::Progress) -> Result<Outcome, Er
             profile: args.profile,
             seed: 1,
             injection: Injection::default(),
+            call_timeout: args.probe.timeout,
         };
         match bench::run(&opts, &report, progress) {
             Ok(outcome) => {

@@ -8,6 +8,7 @@ pub mod cpu;
 pub mod cuda;
 pub mod data;
 pub mod inference;
+pub mod neuron;
 pub mod stats;
 pub mod timing;
 
@@ -20,11 +21,14 @@ use timing::Budget;
 /// Which devices to run on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeviceSel {
-    /// Every CUDA GPU if there is one, else the CPU.
+    /// Every CUDA GPU if there is one, else every visible NeuronCore if there is one, else
+    /// the CPU.
     Auto,
     Cpu,
     Cuda(u32),
-    /// Every CUDA GPU and the CPU.
+    /// Logical NeuronCore N of the Neuron runtime.
+    Neuron(u32),
+    /// Every CUDA GPU, every visible NeuronCore and the CPU.
     All,
 }
 
@@ -34,12 +38,16 @@ impl DeviceSel {
             "auto" => Ok(DeviceSel::Auto),
             "cpu" => Ok(DeviceSel::Cpu),
             "all" => Ok(DeviceSel::All),
-            other => match other.strip_prefix("cuda:").map(str::parse::<u32>) {
-                Some(Ok(n)) => Ok(DeviceSel::Cuda(n)),
-                _ => Err(format!(
-                    "unknown device '{other}'; use auto, cpu, cuda:N or all"
-                )),
-            },
+            other => {
+                let numbered = |prefix: &str| other.strip_prefix(prefix).map(str::parse::<u32>);
+                match (numbered("cuda:"), numbered("neuron:")) {
+                    (Some(Ok(n)), _) => Ok(DeviceSel::Cuda(n)),
+                    (_, Some(Ok(n))) => Ok(DeviceSel::Neuron(n)),
+                    _ => Err(format!(
+                        "unknown device '{other}'; use auto, cpu, cuda:N, neuron:N or all"
+                    )),
+                }
+            }
         }
     }
 }
@@ -95,6 +103,20 @@ impl Plan {
             Profile::Quick => Plan::row(4096, 1024 * MIB, 256 * MIB, (512, 2048, 16, 8192), 0.3, 3, 10),
             Profile::Standard => Plan::row(8192, 2048 * MIB, 1024 * MIB, (1024, 4096, 32, 16384), 1.0, 5, 20),
             Profile::Thorough => Plan::row(8192, 4096 * MIB, 2048 * MIB, (2048, 4096, 32, 16384), 3.0, 10, 50),
+        }
+    }
+
+    /// The Neuron plan: host-device transfers only (64 MiB in `quick`), with the GPU's
+    /// budgets.
+    pub fn neuron(profile: Profile) -> Plan {
+        let transfer_bytes = match profile {
+            Profile::Quick => 64 * MIB,
+            Profile::Standard => 256 * MIB,
+            Profile::Thorough => 1024 * MIB,
+        };
+        Plan {
+            transfer_bytes,
+            ..Plan::gpu(profile)
         }
     }
 
@@ -185,6 +207,9 @@ pub struct BenchOptions {
     pub profile: Profile,
     pub seed: u64,
     pub injection: Injection,
+    /// The probe's deadline for hardware calls (`--timeout`); the Neuron backend gives each
+    /// libnrt call this plus the time its data needs.
+    pub call_timeout: Duration,
 }
 
 /// Deliberate damage to a result after it was computed and before it is checked, so tests
@@ -374,16 +399,66 @@ pub fn run(
 ) -> Result<BenchOutcome, BenchError> {
     let mut outcome = BenchOutcome::default();
     let gpus = cuda_devices(report);
+    let neuron = neuron::cores(report);
+    // NeuronCores to run on, as (cores, logical ids).
+    let mut neuron_run: Option<(neuron::Cores, Vec<u32>)> = None;
+    let all_cores = |c: &neuron::Cores| (c.clone(), (0..c.count).collect::<Vec<u32>>());
     let (run_cpu, gpus): (bool, Vec<(usize, Option<String>)>) = match opts.device {
         DeviceSel::Cpu => (true, Vec::new()),
-        DeviceSel::All => (true, gpus),
-        DeviceSel::Auto if gpus.is_empty() => {
-            outcome
-                .notes
-                .push("no CUDA device found; --device auto fell back to the CPU".to_string());
-            (true, Vec::new())
+        DeviceSel::All => {
+            match &neuron {
+                Ok(c) => neuron_run = Some(all_cores(c)),
+                Err(Some(why)) => outcome.notes.push(format!("Neuron not benchmarked: {why}")),
+                Err(None) => {}
+            }
+            (true, gpus)
         }
+        DeviceSel::Auto if gpus.is_empty() => match &neuron {
+            Ok(c) => {
+                neuron_run = Some(all_cores(c));
+                (false, Vec::new())
+            }
+            Err(why) => {
+                outcome
+                    .notes
+                    .push("no CUDA device found; --device auto fell back to the CPU".to_string());
+                if let Some(why) = why {
+                    outcome.notes.push(format!("Neuron not benchmarked: {why}"));
+                }
+                (true, Vec::new())
+            }
+        },
         DeviceSel::Auto => (false, gpus),
+        DeviceSel::Neuron(n) => {
+            let c = match &neuron {
+                Ok(c) => c,
+                Err(why) => {
+                    return Err(BenchError::Unavailable(format!(
+                        "--device neuron:{n}: no NeuronCore is available ({}); use --device cpu or auto",
+                        why.as_deref()
+                            .unwrap_or("no Neuron runtime or device found; see `accelprobe report`")
+                    )))
+                }
+            };
+            if n >= c.count {
+                return Err(BenchError::Unavailable(format!(
+                    "--device neuron:{n}: the Neuron runtime sees {} NeuronCore(s), neuron:0 to neuron:{}",
+                    c.count,
+                    c.count - 1
+                )));
+            }
+            if !opts
+                .kernels
+                .iter()
+                .any(|k| matches!(k, Kernel::H2d | Kernel::D2h))
+            {
+                return Err(BenchError::Unavailable(format!(
+                    "--device neuron:{n} runs only the h2d and d2h kernels; add them to --kernel"
+                )));
+            }
+            neuron_run = Some((c.clone(), vec![n]));
+            (false, Vec::new())
+        }
         DeviceSel::Cuda(n) => {
             let n = n as usize;
             if gpus.is_empty() {
@@ -408,6 +483,9 @@ pub fn run(
             plan.gpu_host_bytes(k) * gpus.len() as u128
         })?;
         run_gpus(opts, &plan, &gpus, progress, &mut outcome);
+    }
+    if let Some((cores, which)) = neuron_run {
+        run_neuron(opts, &cores, &which, progress, &mut outcome)?;
     }
     if run_cpu {
         let plan = Plan::cpu(opts.profile).with_overrides(opts.size, opts.duration);
@@ -439,6 +517,40 @@ pub fn run(
         progress.finish();
     }
     Ok(outcome)
+}
+
+/// The Neuron cores `which`, one after the other, h2d and d2h only.
+fn run_neuron(
+    opts: &BenchOptions,
+    cores: &neuron::Cores,
+    which: &[u32],
+    progress: &dyn Progress,
+    outcome: &mut BenchOutcome,
+) -> Result<(), BenchError> {
+    let plan = Plan::neuron(opts.profile).with_overrides(opts.size, opts.duration);
+    let (kernels, other): (Vec<Kernel>, Vec<Kernel>) = opts
+        .kernels
+        .iter()
+        .partition(|k| matches!(k, Kernel::H2d | Kernel::D2h));
+    if !other.is_empty() {
+        outcome.notes.push(format!(
+            "{} skipped on Neuron: only the h2d and d2h copies run there (compiled models, --neff, are not supported yet)",
+            other.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    if kernels.is_empty() {
+        return Ok(());
+    }
+    // The source and the buffer read back, one benchmark at a time.
+    check_host_memory(&kernels, |_| 2 * plan.transfer_bytes as u128)?;
+    let job = neuron::Job {
+        plan,
+        seed: opts.seed,
+        injection: opts.injection.clone(),
+        call_timeout: opts.call_timeout,
+    };
+    neuron::run(cores, which, &kernels, &job, progress, outcome);
+    Ok(())
 }
 
 /// Refuse a plan that would not fit in the host's available memory (an allocation failure

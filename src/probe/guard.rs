@@ -11,7 +11,7 @@
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Once};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Prefix of the names of all probe threads; panics on them are caught, not printed.
 pub const THREAD_PREFIX: &str = "accelprobe-probe";
@@ -45,6 +45,8 @@ impl std::fmt::Display for CallSite {
 struct SlotState<T> {
     value: T,
     current: Option<CallSite>,
+    /// When the current call was entered (or the slot made).
+    since: Instant,
     done: bool,
 }
 
@@ -80,6 +82,7 @@ impl<T: Clone> Slot<T> {
                 Mutex::new(SlotState {
                     value,
                     current: None,
+                    since: Instant::now(),
                     done: false,
                 }),
                 Condvar::new(),
@@ -94,10 +97,12 @@ impl<T: Clone> Slot<T> {
 
     /// Announce the call about to be made.
     pub fn enter(&self, call: &str, device: Option<u32>) {
-        lock(&self.inner.0).current = Some(CallSite {
+        let mut s = lock(&self.inner.0);
+        s.current = Some(CallSite {
             call: call.to_string(),
             device,
         });
+        s.since = Instant::now();
     }
 
     /// The worker is finished; wake the waiter.
@@ -110,14 +115,28 @@ impl<T: Clone> Slot<T> {
 
     /// Wait until the worker finishes or `deadline` passes.
     pub fn wait_until(&self, deadline: Instant) -> Outcome<T> {
+        self.wait_until_or_stalled(deadline, None)
+    }
+
+    /// Wait until the worker finishes, `deadline` passes, or (with `per_call`) the call it
+    /// entered last has been running longer than `per_call`: a worker that makes many calls
+    /// gets a limit on each instead of one on all of them together.
+    pub fn wait_until_or_stalled(
+        &self,
+        deadline: Instant,
+        per_call: Option<Duration>,
+    ) -> Outcome<T> {
         let (m, cv) = &*self.inner;
         let mut s = lock(m);
         while !s.done {
             let now = Instant::now();
-            if now >= deadline {
+            let limit = per_call
+                .and_then(|p| s.since.checked_add(p))
+                .map_or(deadline, |l| l.min(deadline));
+            if now >= limit {
                 break;
             }
-            s = match cv.wait_timeout(s, deadline - now) {
+            s = match cv.wait_timeout(s, limit - now) {
                 Ok((g, _)) => g,
                 Err(p) => p.into_inner().0,
             };
@@ -196,7 +215,6 @@ pub fn install_quiet_panic_hook() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn finished_worker_returns_value() {
@@ -217,6 +235,30 @@ mod tests {
         assert_eq!(out.value, 1);
         let stuck = out.stuck_in.expect("must be stuck");
         assert_eq!(stuck.to_string(), "nvmlDeviceGetName (device 3)");
+    }
+
+    #[test]
+    fn a_stalled_call_is_abandoned_before_the_deadline() {
+        let slot = spawn_worker("t4", 0u32, |s| {
+            for i in 0..5 {
+                s.enter("quick", Some(i));
+                std::thread::sleep(Duration::from_millis(20));
+                s.update(|v| *v += 1);
+            }
+            s.enter("nrt_tensor_write", Some(7));
+            std::thread::sleep(Duration::from_secs(3));
+        });
+        let start = Instant::now();
+        let out = slot.wait_until_or_stalled(
+            start + Duration::from_secs(30),
+            Some(Duration::from_millis(300)),
+        );
+        assert!(start.elapsed() < Duration::from_secs(2));
+        assert_eq!(out.value, 5);
+        assert_eq!(
+            out.stuck_in.expect("stuck").to_string(),
+            "nrt_tensor_write (device 7)"
+        );
     }
 
     #[test]

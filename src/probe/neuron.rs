@@ -627,9 +627,8 @@ fn worker(slot: &Slot<NeuronResult>, explicit: Option<&Path>) {
     let mut loaded = None;
     for name in candidates {
         slot.enter("dlopen", None);
-        // SAFETY: loading libnrt runs its initialisers; that is the point of probing it.
-        match guarded(|| unsafe { libloading::Library::new(&name) }) {
-            Ok(Ok(lib)) => {
+        match open_library(&name) {
+            Ok(lib) => {
                 slot.update(|s| {
                     s.runtime.tried.push(LibraryAttempt {
                         path: name.clone(),
@@ -641,16 +640,10 @@ fn worker(slot: &Slot<NeuronResult>, explicit: Option<&Path>) {
                 loaded = Some(lib);
                 break;
             }
-            Ok(Err(e)) => slot.update(|s| {
+            Err(e) => slot.update(|s| {
                 s.runtime.tried.push(LibraryAttempt {
                     path: name.clone(),
-                    error: Some(e.to_string()),
-                })
-            }),
-            Err(panic) => slot.update(|s| {
-                s.runtime.tried.push(LibraryAttempt {
-                    path: name.clone(),
-                    error: Some(format!("dlopen aborted: {panic}")),
+                    error: Some(e),
                 })
             }),
         }
@@ -663,8 +656,6 @@ fn worker(slot: &Slot<NeuronResult>, explicit: Option<&Path>) {
         });
         return;
     };
-    // Never unloaded: the real runtime keeps threads of its own.
-    let lib: &'static libloading::Library = Box::leak(Box::new(lib));
     let mut info = NeuronRuntime::default();
 
     let mut total = 0u32;
@@ -678,15 +669,10 @@ fn worker(slot: &Slot<NeuronResult>, explicit: Option<&Path>) {
     }
     slot.update(|s| s.runtime.neuron = Some(info.clone()));
 
-    let empty = c"";
-    let init = call(
-        slot,
-        lib,
-        "nrt_init",
-        |f: unsafe extern "C" fn(c_int, *const c_char, *const c_char) -> c_int| unsafe {
-            f(NRT_FRAMEWORK_TYPE_NO_FW, empty.as_ptr(), empty.as_ptr())
-        },
-    );
+    slot.enter("nrt_init", None);
+    let init = init_runtime(lib)
+        .map_err(|f| push_error(slot, f.kind, "nrt_init", f.code, f.message))
+        .ok();
     if init.is_none() {
         slot.update(|s| {
             s.runtime.status = RuntimeStatus::Error;
@@ -759,18 +745,8 @@ fn read_version(slot: &Slot<NeuronResult>, lib: &'static libloading::Library) {
 
 fn close(slot: &Slot<NeuronResult>, lib: &'static libloading::Library) {
     slot.enter("nrt_close", None);
-    // SAFETY: `nrt_close(void)` has this signature in nrt.h.
-    let sym = unsafe { lib.get::<unsafe extern "C" fn()>(b"nrt_close\0") };
-    let outcome = match sym {
-        Ok(f) => guarded(|| unsafe { f() })
-            .map_err(|p| (ErrorKind::Panic, format!("nrt_close aborted: {p}"))),
-        Err(e) => Err((
-            ErrorKind::Error,
-            format!("nrt_close: libnrt has no such symbol ({e})"),
-        )),
-    };
-    if let Err((kind, message)) = outcome {
-        push_error(slot, kind, "nrt_close", None, message);
+    if let Err(f) = close_runtime(lib) {
+        push_error(slot, f.kind, "nrt_close", f.code, f.message);
     }
 }
 
@@ -803,45 +779,110 @@ fn call<F: Copy>(
     f: impl FnOnce(F) -> c_int,
 ) -> Option<()> {
     slot.enter(name, None);
+    match call_nrt(lib, name, f) {
+        Ok(()) => Some(()),
+        Err(e) => {
+            push_error(slot, e.kind, name, e.code, e.message);
+            None
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// libnrt calls shared with the Neuron benchmarks (`crate::bench::neuron`). None of these knows
+// about deadlines: the caller runs them on a worker thread and names each call in its slot
+// before making it ([`super::guard`]).
+// ---------------------------------------------------------------------------------------------
+
+/// Why a libnrt call did not succeed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallFailure {
+    /// `Error` for a missing symbol or a status other than `NRT_SUCCESS`, `Panic` for a panic.
+    pub kind: ErrorKind,
+    /// The `NRT_STATUS` name, when the call returned one.
+    pub code: Option<String>,
+    /// One line: `nrt_tensor_write returned NRT_FAILURE (1)`.
+    pub message: String,
+}
+
+/// Open `name` with `libloading` under the panic guard and keep it loaded for the rest of the
+/// process (the real runtime starts threads of its own, so it is never unloaded). Opening the
+/// same path again returns the same loaded library.
+pub fn open_library(name: &str) -> Result<&'static libloading::Library, String> {
+    // SAFETY: loading libnrt runs its initialisers; that is the point of loading it.
+    match guarded(|| unsafe { libloading::Library::new(name) }) {
+        Ok(Ok(lib)) => Ok(Box::leak(Box::new(lib))),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(panic) => Err(format!("dlopen aborted: {panic}")),
+    }
+}
+
+/// Look up `name` and run `f` with it under the panic guard; a missing symbol, a panic or a
+/// status other than `NRT_SUCCESS` is a [`CallFailure`].
+pub fn call_nrt<F: Copy>(
+    lib: &libloading::Library,
+    name: &str,
+    f: impl FnOnce(F) -> c_int,
+) -> Result<(), CallFailure> {
     let symbol = format!("{name}\0");
     // SAFETY: the caller names the function type nrt.h gives `name`.
     let sym = match unsafe { lib.get::<F>(symbol.as_bytes()) } {
         Ok(s) => *s,
         Err(e) => {
-            push_error(
-                slot,
-                ErrorKind::Error,
-                name,
-                None,
-                format!("{name}: libnrt has no such symbol ({e})"),
-            );
-            return None;
+            return Err(CallFailure {
+                kind: ErrorKind::Error,
+                code: None,
+                message: format!("{name}: libnrt has no such symbol ({e})"),
+            })
         }
     };
     match guarded(|| f(sym)) {
-        Ok(0) => Some(()),
+        Ok(0) => Ok(()),
         Ok(code) => {
             let cname = status_name(code);
-            push_error(
-                slot,
-                ErrorKind::Error,
-                name,
-                Some(cname.clone()),
-                format!("{name} returned {cname} ({code})"),
-            );
-            None
+            Err(CallFailure {
+                kind: ErrorKind::Error,
+                message: format!("{name} returned {cname} ({code})"),
+                code: Some(cname),
+            })
         }
-        Err(panic) => {
-            push_error(
-                slot,
-                ErrorKind::Panic,
-                name,
-                None,
-                format!("{name} aborted: {panic}"),
-            );
-            None
-        }
+        Err(panic) => Err(CallFailure {
+            kind: ErrorKind::Panic,
+            code: None,
+            message: format!("{name} aborted: {panic}"),
+        }),
     }
+}
+
+/// Look up `name`, a function returning nothing (`nrt_close`, `nrt_tensor_free`), and run `f`
+/// with it under the panic guard.
+pub fn call_nrt_void<F: Copy>(
+    lib: &libloading::Library,
+    name: &str,
+    f: impl FnOnce(F),
+) -> Result<(), CallFailure> {
+    call_nrt(lib, name, |sym: F| {
+        f(sym);
+        0
+    })
+}
+
+/// `nrt_init(NRT_FRAMEWORK_TYPE_NO_FW, "", "")`.
+pub fn init_runtime(lib: &libloading::Library) -> Result<(), CallFailure> {
+    let empty = c"";
+    call_nrt(
+        lib,
+        "nrt_init",
+        |f: unsafe extern "C" fn(c_int, *const c_char, *const c_char) -> c_int| unsafe {
+            f(NRT_FRAMEWORK_TYPE_NO_FW, empty.as_ptr(), empty.as_ptr())
+        },
+    )
+}
+
+/// `nrt_close()`.
+pub fn close_runtime(lib: &libloading::Library) -> Result<(), CallFailure> {
+    // SAFETY: `nrt_close(void)` has this signature in nrt.h.
+    call_nrt_void(lib, "nrt_close", |f: unsafe extern "C" fn()| unsafe { f() })
 }
 
 #[cfg(test)]

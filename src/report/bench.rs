@@ -160,7 +160,7 @@ pub struct Benchmark {
     pub kernel: Kernel,
     /// Number format; `None` for copies.
     pub dtype: Option<Dtype>,
-    /// `cpu` or `cuda:N`.
+    /// `cpu`, `cuda:N` or `neuron:N` (logical NeuronCore N).
     pub device: String,
     /// Model of the device (`NVIDIA L40S`, the CPU model).
     pub device_name: Option<String>,

@@ -321,6 +321,8 @@ pub const NRT_CONFIG_ENV: &str = "ACCELPROBE_FAKE_NRT_CONFIG";
 pub const NRT_ERRORS_ENV: &str = "ACCELPROBE_FAKE_NRT_ERRORS";
 /// Fake libnrt hangs: `function=milliseconds,...`.
 pub const NRT_HANG_ENV: &str = "ACCELPROBE_FAKE_NRT_HANG";
+/// Fake libnrt bit flips: `nrt_tensor_write,nrt_tensor_read`.
+pub const NRT_CORRUPT_ENV: &str = "ACCELPROBE_FAKE_NRT_CORRUPT";
 
 /// The fake Neuron runtime, built on first use in this process (like [`fakes`]): the full
 /// path of a copy named `libnrt.so.1` in `<target>/fakes/nrt-<pid>/` (not under `libs-<pid>`,

@@ -15,6 +15,11 @@
 //!   `NRT_FAILURE`.
 //! - [`ERRORS_ENV`]: `function=code,...` — that function returns `code` without doing anything.
 //! - [`HANG_ENV`]: `function=milliseconds,...` — that function sleeps first.
+//! - [`CORRUPT_ENV`]: `function,...` — `nrt_tensor_write` / `nrt_tensor_read` flip one bit of
+//!   the middle byte of what they copy, so a caller's check must reject the data.
+//!
+//! Tensors are host memory; `nrt_tensor_allocate` refuses (`NRT_INVALID`) a logical
+//! NeuronCore that is not visible (`visible_cores`).
 //!
 //! Like the real runtime, `nrt_get_visible_vnc_count`, `nrt_get_instance_info` and the tensor
 //! functions return `NRT_UNINITIALIZED` (13) before a successful `nrt_init`; the total count
@@ -35,6 +40,9 @@ pub const CONFIG_ENV: &str = "ACCELPROBE_FAKE_NRT_CONFIG";
 pub const ERRORS_ENV: &str = "ACCELPROBE_FAKE_NRT_ERRORS";
 /// Hangs to inject: `function=milliseconds,...`.
 pub const HANG_ENV: &str = "ACCELPROBE_FAKE_NRT_HANG";
+/// Bit flips to inject: `function,...` (`nrt_tensor_write`, `nrt_tensor_read`) — that call
+/// copies the data with one bit of its middle byte flipped.
+pub const CORRUPT_ENV: &str = "ACCELPROBE_FAKE_NRT_CORRUPT";
 
 type NrtStatus = c_int;
 const NRT_SUCCESS: NrtStatus = 0;
@@ -107,6 +115,17 @@ fn guard(function: &str, needs_init: bool, f: impl FnOnce(&Value) -> NrtStatus) 
         }
     }))
     .unwrap_or(NRT_FAILURE)
+}
+
+/// Flip one bit of the middle byte of `data` when `function` is listed in [`CORRUPT_ENV`].
+fn maybe_corrupt(function: &str, data: &mut [u8]) {
+    let listed = std::env::var(CORRUPT_ENV)
+        .map(|v| v.split(',').any(|f| f.trim() == function))
+        .unwrap_or(false);
+    if listed && !data.is_empty() {
+        let i = data.len() / 2;
+        data[i] ^= 0x10;
+    }
 }
 
 fn copy_str(dst: &mut [c_char], s: &str) {
@@ -231,13 +250,15 @@ struct Tensor {
 #[no_mangle]
 pub unsafe extern "C" fn nrt_tensor_allocate(
     _placement: c_int,
-    _logical_nc_id: c_int,
+    logical_nc_id: c_int,
     size: usize,
     _name: *const c_char,
     out: *mut *mut c_void,
 ) -> NrtStatus {
-    guard("nrt_tensor_allocate", true, |_| {
-        if out.is_null() {
+    guard("nrt_tensor_allocate", true, |cfg| {
+        let total = num(cfg, "total_cores", 0);
+        let visible = num(cfg, "visible_cores", total);
+        if out.is_null() || logical_nc_id < 0 || logical_nc_id as u64 >= visible {
             return NRT_INVALID;
         }
         let t = Box::new(Tensor {
@@ -269,7 +290,9 @@ pub unsafe extern "C" fn nrt_tensor_write(
             return NRT_INVALID;
         };
         if size > 0 {
-            t.data[r].copy_from_slice(std::slice::from_raw_parts(buf.cast::<u8>(), size));
+            let dst = &mut t.data[r];
+            dst.copy_from_slice(std::slice::from_raw_parts(buf.cast::<u8>(), size));
+            maybe_corrupt("nrt_tensor_write", dst);
         }
         NRT_SUCCESS
     })
@@ -291,7 +314,9 @@ pub unsafe extern "C" fn nrt_tensor_read(
             return NRT_INVALID;
         };
         if size > 0 {
-            std::slice::from_raw_parts_mut(buf.cast::<u8>(), size).copy_from_slice(&t.data[r]);
+            let dst = std::slice::from_raw_parts_mut(buf.cast::<u8>(), size);
+            dst.copy_from_slice(&t.data[r]);
+            maybe_corrupt("nrt_tensor_read", dst);
         }
         NRT_SUCCESS
     })
