@@ -537,7 +537,13 @@ fn root_only_files_are_unreadable_not_zero() {
     let sram = dev.join("stats/hardware/sram_ecc_uncorrected");
     std::fs::remove_file(&sram).unwrap();
     std::fs::create_dir(&sram).unwrap();
-    let o = accelprobe()
+    // The other user must be able to reach the binary: a checkout under a private (0700)
+    // directory is not, so run a copy from the world-readable temporary directory.
+    let bin = tmp.path().join("accelprobe");
+    std::fs::copy(env!("CARGO_BIN_EXE_accelprobe"), &bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let o = std::process::Command::new(&bin)
+        .env_clear()
         .args([
             "report",
             "--format",
@@ -571,7 +577,8 @@ fn root_only_files_are_unreadable_not_zero() {
         .starts_with("unreadable: stats/hardware/sram_ecc_uncorrected"));
     // The cores are still listed from their directories; the table says where the count came from.
     assert_eq!(d["neuron"]["cores"].as_array().unwrap().len(), 2);
-    let t = accelprobe()
+    let t = std::process::Command::new(&bin)
+        .env_clear()
         .args(["report", "--no-cuda", "--sysfs-root"])
         .arg(tmp.path())
         .uid(65534)
