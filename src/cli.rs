@@ -38,6 +38,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Print a NodePool and a validation Job for a catalog accelerator.
     Manifests(ManifestsArgs),
+    /// Performance-regression verdict: benchmarks of one or more reports against a baseline.
+    Compare(CompareArgs),
 }
 
 /// Where requirements come from; shared by `verify` and `run`. Each option has an
@@ -363,6 +365,10 @@ pub struct BenchArgs {
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub seed: u64,
 
+    /// Also write a compact baseline of the results (for `accelprobe compare`) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub save_baseline: Option<PathBuf>,
+
     #[command(flatten)]
     pub probe: ProbeArgs,
 }
@@ -670,6 +676,10 @@ pub fn bench(args: &BenchArgs, progress: &dyn bench::Progress) -> Result<Outcome
         Ok(v) => Injection::parse(&v).map_err(Error::Usage)?,
         Err(_) => Injection::default(),
     };
+    let injection = match std::env::var("ACCELPROBE_INJECT_SLOWDOWN") {
+        Ok(v) => injection.with_slowdown(&v).map_err(Error::Usage)?,
+        Err(_) => injection,
+    };
     let opts = BenchOptions {
         device: args.device,
         kernels: args.kernel.0.clone(),
@@ -684,6 +694,15 @@ pub fn bench(args: &BenchArgs, progress: &dyn bench::Progress) -> Result<Outcome
     let mut report = probe::probe(&args.probe.options());
     let outcome = bench::run(&opts, &report, progress).map_err(|e| Error::Usage(e.to_string()))?;
     report.benchmarks = outcome.benchmarks;
+    if let Some(path) = &args.save_baseline {
+        let baseline = crate::compare::Baseline::from_report(&report, probe::now_rfc3339());
+        std::fs::write(path, baseline.to_json()).map_err(|e| {
+            Error::Input(format!(
+                "cannot write baseline {}: {e}; check the directory exists and is writable",
+                path.display()
+            ))
+        })?;
+    }
     let stdout = if json {
         render::json(&report)
     } else {
@@ -938,4 +957,115 @@ mod tests {
         use clap::CommandFactory;
         Cli::command().debug_assert();
     }
+}
+
+/// Options of `accelprobe compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The baseline: a report with benchmarks (`bench --format json`) or a baseline file
+    /// (`bench --save-baseline`).
+    #[arg(value_name = "BASE")]
+    pub base: PathBuf,
+
+    /// One or more current reports (or baseline files); several make a fleet comparison,
+    /// per node and overall, with outlier nodes flagged.
+    #[arg(value_name = "CUR", required = true)]
+    pub current: Vec<PathBuf>,
+
+    /// Smallest change that counts, in percent (`5%` or `5`).
+    #[arg(long, value_name = "PERCENT", default_value = "5%", value_parser = parse_percent)]
+    pub threshold: f64,
+
+    /// Compare only metrics matching PATTERN (repeatable): `*` wildcards over
+    /// `kernel/dtype/device model/size/implementation`, or a substring.
+    #[arg(long = "metric", value_name = "PATTERN")]
+    pub metrics: Vec<String>,
+
+    /// Output format: table, json or markdown.
+    #[arg(long, value_name = "FORMAT", default_value = "table")]
+    pub format: String,
+
+    /// Confidence level of the interval (0.5 to 0.9999).
+    #[arg(long, value_name = "LEVEL", default_value_t = 0.95)]
+    pub confidence: f64,
+
+    /// Seed of the bootstrap resampling (same inputs and seed, same answer).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub seed: u64,
+
+    /// Bootstrap resamples per metric.
+    #[arg(long, value_name = "N", default_value_t = 2000, value_parser = clap::value_parser!(u32).range(100..=1_000_000))]
+    pub resamples: u32,
+}
+
+/// `5%`, `5` or `2.5%` as a fraction (0.05, 0.025); between 0 and 100 percent, exclusive.
+fn parse_percent(text: &str) -> Result<f64, String> {
+    let t = text.trim();
+    let t = t.strip_suffix('%').unwrap_or(t).trim();
+    match t.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v < 100.0 => Ok(v / 100.0),
+        _ => Err(format!(
+            "invalid threshold '{text}'; give a percentage between 0 and 100, e.g. 5%"
+        )),
+    }
+}
+
+/// `accelprobe compare`.
+pub fn compare(args: &CompareArgs) -> Result<Outcome, Error> {
+    use crate::compare::{self, Run};
+    let format = args.format.as_str();
+    if !matches!(format, "table" | "json" | "markdown") {
+        return Err(Error::Usage(format!(
+            "unknown --format '{format}' for compare; use table, json or markdown"
+        )));
+    }
+    if !(0.5..=0.9999).contains(&args.confidence) {
+        return Err(Error::Usage(format!(
+            "--confidence {} is out of range; use a level between 0.5 and 0.9999, e.g. 0.95",
+            args.confidence
+        )));
+    }
+    let load = |path: &PathBuf| -> Result<Run, Error> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Input(format!("cannot read {}: {e}", path.display())))?;
+        Run::parse(&text, &path.display().to_string()).map_err(Error::Input)
+    };
+    let base = load(&args.base)?;
+    let current = args
+        .current
+        .iter()
+        .map(load)
+        .collect::<Result<Vec<_>, _>>()?;
+    let opts = compare::Options {
+        threshold: args.threshold,
+        confidence: args.confidence,
+        resamples: args.resamples as usize,
+        seed: args.seed,
+        patterns: args.metrics.clone(),
+    };
+    let c = compare::compare(&base, &current, &opts).map_err(Error::Input)?;
+    let stdout = match format {
+        "json" => render::compare::json(&c),
+        "markdown" => render::compare::markdown(&c),
+        _ => render::compare::table(&c),
+    };
+    let s = &c.summary;
+    let (note, exit_code) = if c.passed {
+        (None, EXIT_OK)
+    } else {
+        (
+            Some(format!(
+                "performance regression: {} metric comparison(s) regressed beyond {:.1}%, {} slow outlier node(s)",
+                s.regressions,
+                c.threshold * 100.0,
+                s.slow_outliers
+            )),
+            EXIT_FAIL,
+        )
+    };
+    Ok(Outcome {
+        stdout,
+        note,
+        exit_code,
+    })
 }

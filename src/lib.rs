@@ -7,6 +7,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod compare;
 pub mod error;
 pub mod feedback;
 pub mod manifests;

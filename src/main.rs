@@ -79,6 +79,7 @@ fn run() -> i32 {
         },
         Command::Serve(args) => cli::serve(args),
         Command::Manifests(args) => cli::manifests(args),
+        Command::Compare(args) => cli::compare(args),
     };
     match result {
         Ok(out) => emit(out),

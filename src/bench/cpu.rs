@@ -79,7 +79,11 @@ impl Cpu<'_> {
         let samples = match dtype {
             Dtype::F32 => timing::run::<()>(budget, || {
                 c.fill(f32::NAN);
-                Ok(host_time(|| gemm(&a, &b, &mut c)))
+                Ok(host_time(|| {
+                    let t = std::time::Instant::now();
+                    gemm(&a, &b, &mut c);
+                    self.injection.stall(Kernel::Gemm, t);
+                }))
             }),
             Dtype::Tf32 => {
                 let (mut ar, mut br) = (vec![0.0f32; a.len()], vec![0.0f32; b.len()]);
@@ -150,9 +154,11 @@ impl Cpu<'_> {
         let samples = timing::run::<()>(budget, || {
             dst.par_chunks_mut(CHUNK).for_each(|d| d.fill(u64::MAX));
             Ok(host_time(|| {
+                let t = std::time::Instant::now();
                 dst.par_chunks_mut(CHUNK)
                     .zip(src.par_chunks(CHUNK))
                     .for_each(|(d, s)| d.copy_from_slice(s));
+                self.injection.stall(Kernel::Copy, t);
             }))
         })
         .unwrap_or_default();

@@ -215,9 +215,16 @@ pub struct BenchOptions {
 /// Deliberate damage to a result after it was computed and before it is checked, so tests
 /// (and sceptical operators) can see the checker reject it. Set with
 /// `ACCELPROBE_INJECT_CORRUPTION=<kernel>[,<kernel>...]`.
+///
+/// Also a deliberate, measured slowdown for judging `accelprobe compare` (test use only):
+/// `ACCELPROBE_INJECT_SLOWDOWN=<kernel>:<percent>[,...]` (CPU `copy` and f32 `gemm`) makes
+/// each timed iteration busy-wait, inside the timed region, for that percentage of the time
+/// the kernel itself just took, so throughput drops by about `percent / (100 + percent)`.
 #[derive(Debug, Clone, Default)]
 pub struct Injection {
     pub corrupt: Vec<Kernel>,
+    /// Kernel and extra time in percent of the kernel's own time.
+    pub slowdown: Vec<(Kernel, f64)>,
 }
 
 impl Injection {
@@ -233,7 +240,45 @@ impl Injection {
                 })?;
             corrupt.push(k);
         }
-        Ok(Injection { corrupt })
+        Ok(Injection {
+            corrupt,
+            slowdown: Vec::new(),
+        })
+    }
+
+    /// Parse `ACCELPROBE_INJECT_SLOWDOWN` (`copy:10,gemm:5`: kernel and percent) into `self`.
+    pub fn with_slowdown(mut self, text: &str) -> Result<Injection, String> {
+        for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (name, pct) = item.split_once(':').ok_or_else(|| {
+                format!("ACCELPROBE_INJECT_SLOWDOWN item '{item}' is not KERNEL:PERCENT")
+            })?;
+            let k = Kernel::ALL
+                .into_iter()
+                .find(|k| k.as_str() == name.trim())
+                .ok_or_else(|| format!("unknown kernel '{name}' in ACCELPROBE_INJECT_SLOWDOWN"))?;
+            let pct: f64 = pct
+                .trim()
+                .parse()
+                .ok()
+                .filter(|p: &f64| p.is_finite() && (0.0..=1000.0).contains(p))
+                .ok_or_else(|| {
+                    format!("ACCELPROBE_INJECT_SLOWDOWN percent '{pct}' must be 0 to 1000")
+                })?;
+            self.slowdown.push((k, pct));
+        }
+        Ok(self)
+    }
+
+    /// Inside a timed region that began at `started`, after the kernel's work: busy-wait
+    /// until the region has lasted `1 + percent / 100` times what it had lasted so far, when
+    /// `kernel` is to be slowed down. A no-op otherwise.
+    pub fn stall(&self, kernel: Kernel, started: std::time::Instant) {
+        if let Some(&(_, pct)) = self.slowdown.iter().find(|(k, _)| *k == kernel) {
+            let until = started.elapsed().mul_f64(1.0 + pct / 100.0);
+            while started.elapsed() < until {
+                std::hint::spin_loop();
+            }
+        }
     }
 
     /// Damage one element in the middle of `out` if `kernel` is to be corrupted.

@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod catalog;
+pub mod compare;
 pub mod fleet;
 pub mod manifests;
 pub mod query;
