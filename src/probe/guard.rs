@@ -33,6 +33,33 @@ pub struct CallSite {
     pub device: Option<u32>,
 }
 
+impl CallSite {
+    /// The error of a call that did not return before the deadline.
+    pub fn timeout_error(&self, runtime: crate::report::RuntimeKind) -> crate::report::ProbeError {
+        crate::report::ProbeError {
+            runtime,
+            kind: crate::report::ErrorKind::Timeout,
+            call: self.call.clone(),
+            device: self.device,
+            field: None,
+            code: None,
+            message: format!("{self} did not return before the deadline"),
+        }
+    }
+
+    /// A whole runtime stuck here: its status becomes `timeout`, with the error recorded.
+    pub fn time_out(
+        &self,
+        runtime: &mut crate::report::Runtime,
+        errors: &mut Vec<crate::report::ProbeError>,
+    ) {
+        let e = self.timeout_error(runtime.name);
+        runtime.status = crate::report::RuntimeStatus::Timeout;
+        runtime.error = Some(e.message.clone());
+        errors.push(e);
+    }
+}
+
 impl std::fmt::Display for CallSite {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.device {

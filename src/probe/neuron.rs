@@ -582,18 +582,7 @@ pub fn collect(slot: &Slot<NeuronResult>, inventory: Inventory, deadline: Instan
     let out = slot.wait_until(deadline);
     let mut r = out.value;
     if let Some(stuck) = out.stuck_in {
-        let msg = format!("{stuck} did not return before the deadline");
-        r.runtime.status = RuntimeStatus::Timeout;
-        r.runtime.error = Some(msg.clone());
-        r.errors.push(ProbeError {
-            runtime: RuntimeKind::Neuron,
-            kind: ErrorKind::Timeout,
-            call: stuck.call,
-            device: stuck.device,
-            field: None,
-            code: None,
-            message: msg,
-        });
+        stuck.time_out(&mut r.runtime, &mut r.errors);
     }
     merge(r, inventory)
 }

@@ -123,12 +123,7 @@ pub fn probe(explicit_lib: Option<&Path>, deadline: Instant) -> NvmlResult {
     let mut state = out.value;
     state.nvml = None;
     if let Some(stuck) = out.stuck_in {
-        let msg = format!("{stuck} did not return before the deadline");
-        state.runtime.status = RuntimeStatus::Timeout;
-        state.runtime.error = Some(msg.clone());
-        state
-            .errors
-            .push(timeout_error(&stuck.call, stuck.device, msg));
+        stuck.time_out(&mut state.runtime, &mut state.errors);
         return NvmlResult {
             runtime: state.runtime,
             devices: Vec::new(),
@@ -169,10 +164,9 @@ pub fn probe(explicit_lib: Option<&Path>, deadline: Instant) -> NvmlResult {
         let out = slot.wait_until(deadline);
         let mut ds = out.value;
         if let Some(stuck) = out.stuck_in {
-            let msg = format!("{stuck} did not return before the deadline");
-            ds.errors
-                .push(timeout_error(&stuck.call, stuck.device, msg.clone()));
-            fill_missing_reasons(&mut ds.device, &format!("not read: {msg}"));
+            let e = stuck.timeout_error(RuntimeKind::Nvml);
+            fill_missing_reasons(&mut ds.device, &format!("not read: {}", e.message));
+            ds.errors.push(e);
             timed_out.push(stuck.to_string());
         } else {
             fill_missing_reasons(&mut ds.device, "not reported by NVML");
@@ -193,18 +187,6 @@ pub fn probe(explicit_lib: Option<&Path>, deadline: Instant) -> NvmlResult {
         runtime,
         devices,
         errors,
-    }
-}
-
-fn timeout_error(call: &str, device: Option<u32>, message: String) -> ProbeError {
-    ProbeError {
-        runtime: RuntimeKind::Nvml,
-        kind: ErrorKind::Timeout,
-        call: call.to_string(),
-        device,
-        field: None,
-        code: None,
-        message,
     }
 }
 
@@ -234,8 +216,7 @@ fn shutdown(nvml: SharedNvml, deadline: Instant, errors: &mut Vec<ProbeError>) {
     );
     let out = slot.wait_until(deadline);
     if let Some(stuck) = out.stuck_in {
-        let msg = format!("{stuck} did not return before the deadline");
-        errors.push(timeout_error(&stuck.call, None, msg));
+        errors.push(stuck.timeout_error(RuntimeKind::Nvml));
     } else if let Some(e) = out.value {
         errors.push(e);
     }
