@@ -624,3 +624,33 @@ fn query_gpu_fields_that_apply_work_for_neuron_devices() {
         "0, Inferentia2, 5a17000000000000, 0000:10:1e.0, [N/A], [N/A]\n"
     );
 }
+
+/// A sysfs read that never returns (a FIFO stands in for a wedged driver file) costs the
+/// deadline, not the probe: the report comes out, says which read hung, and exits 0.
+#[test]
+fn a_hung_sysfs_read_times_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_tree(&root("inf2.xlarge"), tmp.path());
+    let serial = tmp
+        .path()
+        .join("sys/devices/virtual/neuron_device/neuron0/info/serial_number");
+    std::fs::remove_file(&serial).unwrap();
+    let path = std::ffi::CString::new(serial.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo with a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o644) }, 0);
+    let started = std::time::Instant::now();
+    let o = accelprobe()
+        .args(["report", "--format", "json", "--no-cuda", "--timeout", "1s"])
+        .arg("--sysfs-root")
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert_eq!(o.status.code(), Some(0));
+    let r = json(&o);
+    let errors = r["errors"].to_string();
+    assert!(
+        errors.contains("reading the Neuron sysfs tree did not return before the deadline"),
+        "{errors}"
+    );
+}

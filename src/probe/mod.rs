@@ -59,7 +59,12 @@ pub fn probe(opts: &ProbeOptions) -> Report {
     let deadline = started + opts.timeout;
     let created_at = now_rfc3339();
     let cuda_slot = (!opts.skip_cuda).then(cuda::start);
-    let neuron_slot = (!opts.skip_neuron).then(|| neuron::start(opts.neuron_lib.clone()));
+    let neuron_slot = (!opts.skip_neuron).then(|| {
+        (
+            neuron::start(opts.neuron_lib.clone()),
+            neuron::start_inventory(opts.sysfs_root.clone()),
+        )
+    });
     let env = |k: &str| std::env::var(k).ok();
     let host = host::probe_host(&host::HostSources {
         root: std::path::Path::new("/"),
@@ -67,9 +72,9 @@ pub fn probe(opts: &ProbeOptions) -> Report {
     });
     let nv = nvml::probe(opts.nvml_lib.as_deref(), deadline);
     let cu = cuda_slot.map(|s| cuda::collect(&s, deadline));
-    let ne = neuron_slot.map(|s| {
-        let inventory = neuron::read_inventory(&opts.sysfs_root);
-        neuron::collect(&s, inventory, deadline)
+    let ne = neuron_slot.map(|(runtime, sysfs)| {
+        let inventory = neuron::collect_inventory(&sysfs, deadline);
+        neuron::collect(&runtime, inventory, deadline)
     });
 
     let mut errors = nv.errors;

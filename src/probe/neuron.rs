@@ -187,6 +187,39 @@ pub struct Inventory {
     pub errors: Vec<ProbeError>,
 }
 
+/// Read the sysfs tree on a worker: a file system that hangs (a wedged driver) must not hold
+/// the probe past its deadline.
+pub fn start_inventory(root: PathBuf) -> Slot<Option<Inventory>> {
+    spawn_worker("neuron-sysfs", None, move |slot| {
+        slot.enter("reading the Neuron sysfs tree", None);
+        let inventory = read_inventory(&root);
+        slot.update(|s| *s = Some(inventory));
+    })
+}
+
+/// The inventory, or an error naming the read that did not return before `deadline`.
+pub fn collect_inventory(slot: &Slot<Option<Inventory>>, deadline: Instant) -> Inventory {
+    let out = slot.wait_until(deadline);
+    let error = match (out.value, out.stuck_in) {
+        (Some(inv), None) => return inv,
+        (_, Some(stuck)) => stuck.timeout_error(RuntimeKind::Neuron),
+        // Finished without a value: the reader panicked (caught).
+        (None, None) => ProbeError {
+            runtime: RuntimeKind::Neuron,
+            kind: ErrorKind::Panic,
+            call: "sysfs".to_string(),
+            device: None,
+            field: None,
+            code: None,
+            message: "reading the Neuron sysfs tree failed unexpectedly".to_string(),
+        },
+    };
+    Inventory {
+        errors: vec![error],
+        ..Inventory::default()
+    }
+}
+
 /// Read every Neuron device under `root`.
 pub fn read_inventory(root: &Path) -> Inventory {
     let mut inv = Inventory {
