@@ -762,26 +762,13 @@ pub fn run(args: &RunArgs, progress: &dyn bench::Progress) -> Result<Outcome, Er
     let post = match &args.post {
         None => None,
         Some(url) => {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(Error::Usage(format!(
-                    "--post {url}: use an http:// or https:// URL"
-                )));
-            }
+            crate::feedback::check_url("--post", url).map_err(Error::Usage)?;
             let token = match &args.token_file {
                 None => None,
-                Some(path) => {
-                    let t = std::fs::read_to_string(path).map_err(|e| {
-                        Error::Input(format!("{}: cannot read the token: {e}", path.display()))
-                    })?;
-                    let t = t.trim().to_string();
-                    if t.is_empty() {
-                        return Err(Error::Input(format!(
-                            "{}: the token file is empty",
-                            path.display()
-                        )));
-                    }
-                    Some(t)
-                }
+                Some(path) => crate::feedback::read_tokens(path)
+                    .map_err(Error::Input)?
+                    .into_iter()
+                    .next(),
             };
             Some(crate::feedback::post::PostOptions::new(
                 url.clone(),

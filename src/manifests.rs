@@ -133,11 +133,7 @@ pub fn plan(catalog: &Catalog, req: &Request) -> Result<Plan, ManifestError> {
         }
     };
     if let Some(url) = &req.collector {
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(ManifestError::Invalid(format!(
-                "--collector {url}: use an http:// or https:// URL"
-            )));
-        }
+        crate::feedback::check_url("--collector", url).map_err(ManifestError::Invalid)?;
     }
     let mut archs: Vec<&'static str> = families.iter().map(|f| arch(f.cpu_arch)).collect();
     archs.sort_unstable();

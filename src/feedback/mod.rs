@@ -7,6 +7,36 @@ use serde_json::{json, Value};
 
 use crate::verify::verdict::{Status, Verdict};
 
+/// Bearer tokens in a file, one per line (blank lines and `#` comments skipped): what
+/// `run --token-file` sends (the first) and what `serve --token-file` accepts (all, so a token
+/// can be rotated by listing the old and the new one for a while).
+pub fn read_tokens(path: &std::path::Path) -> Result<Vec<String>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("--token-file {}: cannot read it: {e}", path.display()))?;
+    let tokens: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect();
+    if tokens.is_empty() {
+        return Err(format!(
+            "--token-file {}: holds no token (one per line)",
+            path.display()
+        ));
+    }
+    Ok(tokens)
+}
+
+/// A collector URL must be http:// or https://; `flag` names the option in the message.
+pub fn check_url(flag: &str, url: &str) -> Result<(), String> {
+    if url.starts_with("http://") || url.starts_with("https://") {
+        Ok(())
+    } else {
+        Err(format!("{flag} {url}: use an http:// or https:// URL"))
+    }
+}
+
 /// Kubernetes truncates termination messages at 4096 bytes.
 pub const TERMINATION_LIMIT: usize = 4096;
 
@@ -72,6 +102,23 @@ pub fn termination_message(v: &Verdict, limit: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn token_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t");
+        std::fs::write(&p, "# rotation\nold\n\n new \n").unwrap();
+        assert_eq!(read_tokens(&p).unwrap(), ["old", "new"]);
+        std::fs::write(&p, "\n# none\n").unwrap();
+        assert!(read_tokens(&p).is_err());
+    }
+
+    #[test]
+    fn collector_urls() {
+        assert!(check_url("--post", "https://c:8080/v1/reports").is_ok());
+        let e = check_url("--collector", "ftp://x").unwrap_err();
+        assert_eq!(e, "--collector ftp://x: use an http:// or https:// URL");
+    }
     use crate::verify::verdict::{Check, VERDICT_SCHEMA_VERSION};
 
     fn verdict(failing: usize) -> Verdict {

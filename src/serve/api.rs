@@ -382,7 +382,7 @@ async fn post_report(State(state): State<Shared>, body: Result<Bytes, BytesRejec
             instance_type,
             labels_from,
             probe_passed,
-            received_at: now_rfc3339(),
+            received_at: crate::probe::now_rfc3339(),
         },
     );
     let new = NewReport {
@@ -441,12 +441,6 @@ fn answer(
             s.passed
         ),
     )
-}
-
-pub(super) fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }
 
 async fn get_report(

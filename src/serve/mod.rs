@@ -51,31 +51,11 @@ pub enum ServeError {
 pub fn log(line: &str) {
     use std::io::Write;
     let mut err = std::io::stderr().lock();
-    let _ = writeln!(err, "{} accelprobe serve: {line}", api::now_rfc3339());
-}
-
-/// Bearer tokens, one per line (blank lines and `#` comments skipped), so a token can be
-/// rotated by listing the old and the new one for a while.
-pub fn read_tokens(path: &std::path::Path) -> Result<Vec<String>, ServeError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ServeError::Config(format!(
-            "--token-file {}: cannot read it: {e}",
-            path.display()
-        ))
-    })?;
-    let tokens: Vec<String> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(str::to_string)
-        .collect();
-    if tokens.is_empty() {
-        return Err(ServeError::Config(format!(
-            "--token-file {}: holds no token (one per line)",
-            path.display()
-        )));
-    }
-    Ok(tokens)
+    let _ = writeln!(
+        err,
+        "{} accelprobe serve: {line}",
+        crate::probe::now_rfc3339()
+    );
 }
 
 /// Resolve `--listen`; without a token only loopback addresses are allowed unless `--insecure`.
@@ -109,7 +89,7 @@ fn listen_addr(opts: &ServeOptions, has_tokens: bool) -> Result<SocketAddr, Serv
 /// Run the collector until SIGTERM or SIGINT.
 pub fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     let tokens = match &opts.token_file {
-        Some(p) => read_tokens(p)?,
+        Some(p) => crate::feedback::read_tokens(p).map_err(ServeError::Config)?,
         None => Vec::new(),
     };
     let addr = listen_addr(&opts, !tokens.is_empty())?;
@@ -336,15 +316,5 @@ mod tests {
         assert!(listen_addr(&opts("0.0.0.0:0", true), false).is_ok());
         assert!(listen_addr(&opts("0.0.0.0:0", false), true).is_ok());
         assert!(listen_addr(&opts("nonsense", false), false).is_err());
-    }
-
-    #[test]
-    fn token_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("t");
-        std::fs::write(&p, "# rotation\nold\n\n new \n").unwrap();
-        assert_eq!(read_tokens(&p).unwrap(), ["old", "new"]);
-        std::fs::write(&p, "\n# none\n").unwrap();
-        assert!(read_tokens(&p).is_err());
     }
 }
