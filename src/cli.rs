@@ -169,6 +169,13 @@ const MAX_REPORT_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Read a report from a file or stdin (`-`), with a clear error naming the file.
 pub fn read_report(path: &std::path::Path) -> Result<crate::report::Report, Error> {
+    let (name, text) = read_report_text(path)?;
+    crate::report::Report::parse_json(&text).map_err(|e| Error::Input(format!("{name}: {e}")))
+}
+
+/// The text of a report (or baseline) file, `-` for stdin, refused past `MAX_REPORT_BYTES`:
+/// (the name to show, the text).
+fn read_report_text(path: &std::path::Path) -> Result<(String, String), Error> {
     use std::io::Read;
     let name = path.display().to_string();
     let mut text = String::new();
@@ -187,7 +194,7 @@ pub fn read_report(path: &std::path::Path) -> Result<crate::report::Report, Erro
             MAX_REPORT_BYTES >> 20
         )));
     }
-    crate::report::Report::parse_json(&text).map_err(|e| Error::Input(format!("{name}: {e}")))
+    Ok((name, text))
 }
 
 /// `accelprobe verify`.
@@ -1013,9 +1020,8 @@ pub fn compare(args: &CompareArgs) -> Result<Outcome, Error> {
         )));
     }
     let load = |path: &PathBuf| -> Result<Run, Error> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::Input(format!("cannot read {}: {e}", path.display())))?;
-        Run::parse(&text, &path.display().to_string()).map_err(Error::Input)
+        let (name, text) = read_report_text(path)?;
+        Run::parse(&text, &name).map_err(Error::Input)
     };
     let base = load(&args.base)?;
     let current = args

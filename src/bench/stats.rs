@@ -3,7 +3,7 @@
 use crate::report::Stats;
 
 /// The `q`-quantile (0..=1) of sorted samples, linearly interpolated.
-fn quantile(sorted: &[f64], q: f64) -> f64 {
+pub(crate) fn quantile(sorted: &[f64], q: f64) -> f64 {
     match sorted.len() {
         0 => f64::NAN,
         1 => sorted[0],

@@ -134,8 +134,6 @@ impl Baseline {
 
     /// Pretty JSON with a trailing newline.
     pub fn to_json(&self) -> String {
-        let mut s = serde_json::to_string_pretty(self).unwrap_or_default();
-        s.push('\n');
-        s
+        crate::render::pretty_json(self)
     }
 }

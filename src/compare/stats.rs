@@ -3,6 +3,8 @@
 //!
 //! Everything here is a pure function of its input and a seed, so results are reproducible.
 
+use crate::bench::stats::quantile;
+
 /// A small, fast, seedable generator (SplitMix64). Good enough for resampling indices; not
 /// for cryptography.
 #[derive(Debug, Clone)]
@@ -123,22 +125,9 @@ pub fn bootstrap_ratio_of_medians(
     ratios.sort_by(f64::total_cmp);
     let alpha = (1.0 - confidence.clamp(0.0, 1.0)) / 2.0;
     Some(Interval {
-        low: quantile_sorted(&ratios, alpha),
-        high: quantile_sorted(&ratios, 1.0 - alpha),
+        low: quantile(&ratios, alpha),
+        high: quantile(&ratios, 1.0 - alpha),
     })
-}
-
-/// The `q`-quantile of sorted values, linearly interpolated.
-pub fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
-    match sorted.len() {
-        0 => f64::NAN,
-        1 => sorted[0],
-        n => {
-            let pos = q.clamp(0.0, 1.0) * (n - 1) as f64;
-            let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-            sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
-        }
-    }
 }
 
 /// Robust z-scores, `0.6745 · (x − median) / MAD` (Iglewicz and Hoaglin). The MAD is

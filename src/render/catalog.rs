@@ -146,17 +146,7 @@ pub fn table(c: &Catalog) -> String {
 
 /// The catalog as pretty-printed JSON (the data file's shape), ending in a newline.
 pub fn json(c: &Catalog) -> String {
-    match serde_json::to_string_pretty(c) {
-        Ok(mut s) => {
-            s.push('\n');
-            s
-        }
-        // Unreachable for these types (string keys, finite numbers); still no panic.
-        Err(e) => format!(
-            "{{\"error\": {}}}\n",
-            serde_json::Value::from(e.to_string())
-        ),
-    }
+    super::pretty_json(c)
 }
 
 fn cells(names: &[&str]) -> Vec<String> {

@@ -45,9 +45,7 @@ fn verdict_line(c: &Comparison) -> String {
 
 /// Pretty JSON with a trailing newline.
 pub fn json(c: &Comparison) -> String {
-    let mut s = serde_json::to_string_pretty(c).unwrap_or_default();
-    s.push('\n');
-    s
+    super::pretty_json(c)
 }
 
 fn table_rows(out: &mut String, rows: &[MetricComparison]) {

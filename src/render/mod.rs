@@ -79,8 +79,13 @@ pub(crate) fn fit_tail(s: &str, max: usize) -> String {
 
 /// The report as pretty JSON with a trailing newline.
 pub fn json(report: &Report) -> String {
+    pretty_json(report)
+}
+
+/// Any document as pretty JSON with a trailing newline (what every `--format json` prints).
+pub fn pretty_json<T: serde::Serialize>(v: &T) -> String {
     let mut s =
-        serde_json::to_string_pretty(report).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+        serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
     s.push('\n');
     s
 }

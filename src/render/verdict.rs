@@ -77,8 +77,5 @@ pub fn table(v: &Verdict) -> String {
 
 /// The verdict as pretty JSON with a trailing newline.
 pub fn json(v: &Verdict) -> String {
-    let mut s =
-        serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
-    s.push('\n');
-    s
+    super::pretty_json(v)
 }
