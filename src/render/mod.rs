@@ -84,8 +84,9 @@ pub fn json(report: &Report) -> String {
 
 /// Any document as pretty JSON with a trailing newline (what every `--format json` prints).
 pub fn pretty_json<T: serde::Serialize>(v: &T) -> String {
-    let mut s =
-        serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    // Unreachable for these types (string keys, finite numbers); still valid JSON, no panic.
+    let mut s = serde_json::to_string_pretty(v)
+        .unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }).to_string());
     s.push('\n');
     s
 }
