@@ -249,6 +249,7 @@ fn corrupted_copies_fail_the_check() {
     );
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("wrong results from h2d on neuron:1, d2h on neuron:1"));
+    assert_eq!(benchmarks(&o).len(), 2);
     for b in benchmarks(&o) {
         assert_eq!(b["correctness"]["passed"], false, "{b}");
         assert!(b["iterations"].as_u64().unwrap() > 0, "{b}");
@@ -269,6 +270,7 @@ fn corrupted_copies_fail_the_check() {
         &[(NRT_CORRUPT_ENV, "nrt_tensor_write")],
     );
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(benchmarks(&o).len(), 2);
     for b in benchmarks(&o) {
         assert_eq!(b["correctness"]["passed"], false, "{b}");
     }

@@ -223,7 +223,7 @@ pub fn collect_inventory(slot: &Slot<Option<Inventory>>, deadline: Instant) -> I
 /// Read every Neuron device under `root`.
 pub fn read_inventory(root: &Path) -> Inventory {
     let mut inv = Inventory {
-        driver_version: read_text(&root.join("sys/module/neuron"), "version")
+        driver_version: read_text(root, DRIVER_VERSION_FILE)
             .ok()
             .filter(|v| !v.is_empty()),
         ..Inventory::default()

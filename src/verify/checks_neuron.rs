@@ -311,7 +311,7 @@ pub(super) fn neuron_runtime(i: &Inputs<'_>) -> Vec<Check> {
         "neuron.runtime",
         status,
         Some("loaded".into()),
-        Some(format!("{:?}", rt.status).to_lowercase()),
+        Some(rt.status.as_str().to_string()),
         message,
         &sources,
     )]
