@@ -3,7 +3,7 @@
 //! YAML. The files under `containers/k8s/` follow the same shapes.
 
 use crate::verify::build::resolve_models;
-use crate::verify::catalog::{Catalog, CpuArch, Family, Model, Vendor};
+use crate::verify::catalog::{Catalog, Family, Model, Vendor};
 
 /// Where Jobs and the collector live.
 pub const NAMESPACE: &str = "accelprobe";
@@ -135,11 +135,16 @@ pub fn plan(catalog: &Catalog, req: &Request) -> Result<Plan, ManifestError> {
     if let Some(url) = &req.collector {
         crate::feedback::check_url("--collector", url).map_err(ManifestError::Invalid)?;
     }
-    let mut archs: Vec<&'static str> = families.iter().map(|f| arch(f.cpu_arch)).collect();
+    let mut archs: Vec<&'static str> = families.iter().map(|f| f.cpu_arch.as_str()).collect();
     archs.sort_unstable();
     archs.dedup();
-    let mut family_names: Vec<String> = families.iter().map(|f| f.name.clone()).collect();
-    family_names.dedup();
+    // Once each, in catalog order (two models behind one label may share a family).
+    let mut family_names: Vec<String> = Vec::new();
+    for f in &families {
+        if !family_names.contains(&f.name) {
+            family_names.push(f.name.clone());
+        }
+    }
     Ok(Plan {
         vendor: req.vendor,
         slug: slug(&label),
@@ -152,10 +157,6 @@ pub fn plan(catalog: &Catalog, req: &Request) -> Result<Plan, ManifestError> {
         collector: req.collector.clone(),
         image: req.image.clone(),
     })
-}
-
-fn arch(a: CpuArch) -> &'static str {
-    a.as_str()
 }
 
 /// A DNS-label-safe form of a label value.
@@ -198,9 +199,9 @@ mod tests {
         let p = plan(c, &req("inferentia2", Vendor::Neuron, None)).unwrap();
         assert_eq!(p.families, ["inf2"]);
         let e = plan(c, &req("l40s", Vendor::Nvidia, Some(3))).unwrap_err();
-        assert!(
-            e.to_string().contains("sizes have 1, 2, 4, 8") || e.to_string().contains("--count 3"),
-            "{e}"
+        assert_eq!(
+            e.to_string(),
+            "--count 3: no l40s instance has 3; sizes have 1, 4, 8"
         );
         let e = plan(c, &req("voodoo5", Vendor::Nvidia, None)).unwrap_err();
         assert!(

@@ -18,10 +18,7 @@ fn flow(items: &[impl AsRef<str>]) -> String {
 
 /// The resource name and the taint key of the accelerator.
 fn resource(p: &Plan) -> &'static str {
-    match p.vendor {
-        Vendor::Neuron => "aws.amazon.com/neuron",
-        _ => "nvidia.com/gpu",
-    }
+    p.vendor.resource_name()
 }
 
 fn nodepool(p: &Plan) -> String {

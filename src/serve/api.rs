@@ -229,13 +229,12 @@ async fn declared_size(
 }
 
 /// The node a report is about: the Kubernetes node name, else the hostname.
-fn node_name(report: &Report) -> Result<String, String> {
-    let name = report
-        .host
+fn node_name(host: &crate::report::Host) -> Result<String, String> {
+    let name = host
         .kubernetes
         .as_ref()
         .and_then(|k| k.node_name.clone())
-        .or_else(|| report.host.hostname.clone())
+        .or_else(|| host.hostname.clone())
         .ok_or(
             "the report names no node (host.kubernetes.node_name and host.hostname are \
                 both missing); set NODE_NAME from the downward API",
@@ -305,7 +304,7 @@ async fn post_report(State(state): State<Shared>, body: Result<Bytes, BytesRejec
     if let Err(e) = check_id(&report.id) {
         return bad(e);
     }
-    let node = match node_name(&report) {
+    let node = match node_name(&report.host) {
         Ok(n) => n,
         Err(e) => return bad(e),
     };
@@ -580,5 +579,26 @@ mod tests {
         assert!(check_id("").is_err());
         assert!(check_id("a/b").is_err());
         assert!(check_id(&"x".repeat(129)).is_err());
+
+        let host = |node: Option<&str>, hostname: Option<&str>| crate::report::Host {
+            hostname: hostname.map(str::to_string),
+            kubernetes: node.map(|n| crate::report::Kubernetes {
+                node_name: Some(n.to_string()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            node_name(&host(Some("gpu-1"), Some("ip-10"))).unwrap(),
+            "gpu-1"
+        );
+        assert_eq!(node_name(&host(None, Some("ip-10"))).unwrap(), "ip-10");
+        assert!(node_name(&host(None, None))
+            .unwrap_err()
+            .contains("names no node"));
+        assert!(node_name(&host(Some(&"n".repeat(254)), None)).is_err());
+        assert!(node_name(&host(Some(&"n".repeat(253)), None)).is_ok());
+        assert!(node_name(&host(Some("gpu\n1"), None)).is_err());
+        assert!(node_name(&host(Some(""), Some("ip-10"))).is_err());
     }
 }

@@ -572,7 +572,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn concurrent_inserts_share_commits_and_lose_nothing() {
+    async fn concurrent_inserts_lose_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("c.db")).unwrap();
         let mut tasks = Vec::new();
