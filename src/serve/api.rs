@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
 
 use super::gate::Gate;
-use super::judge::{Judge, LabelOrigin, Labels};
+use super::judge::{self, Judge, LabelOrigin, Labels};
 use super::metrics::{Counters, Rejection};
 use super::store::{NewReport, Store, Stored};
 use super::summary::{summarize, Context};
@@ -62,19 +62,12 @@ const POOL_TTL: Duration = Duration::from_secs(60);
 async fn cluster_pool(
     state: &AppState,
     node: &str,
-    labels: &Labels,
+    pool: Option<&str>,
 ) -> Result<Option<Manifests>, String> {
-    let Some(gate) = &state.gate else {
+    let (Some(gate), Some(name)) = (&state.gate, pool) else {
         return Ok(None);
     };
-    let Some(name) = labels
-        .map
-        .iter()
-        .find(|(k, _)| kubernetes::WellKnown::from_key(k) == Some(kubernetes::WellKnown::NodePool))
-        .map(|(_, v)| v.clone())
-    else {
-        return Ok(None);
-    };
+    let name = name.to_string();
     if state.judge.has_node_pool(&name) {
         return Ok(None);
     }
@@ -339,7 +332,19 @@ async fn post_report(State(state): State<Shared>, body: Result<Bytes, BytesRejec
             origin: LabelOrigin::Report,
         },
     };
-    let cluster = match cluster_pool(&state, &node, &labels).await {
+    let labels_from = if labels.map.is_empty() {
+        "none"
+    } else {
+        labels.origin.as_str()
+    };
+    let node_labels = match judge::node_labels(&node, &labels) {
+        Ok(l) => l,
+        Err(e) => return bad(e.to_string()),
+    };
+    let known = |wk| node_labels.as_ref().and_then(|l| judge::well_known(l, wk));
+    let node_pool = known(kubernetes::WellKnown::NodePool);
+    let instance_type = known(kubernetes::WellKnown::InstanceType);
+    let cluster = match cluster_pool(&state, &node, node_pool.as_deref()).await {
         Ok(m) => m,
         Err(e) => {
             return refuse(
@@ -350,28 +355,14 @@ async fn post_report(State(state): State<Shared>, body: Result<Bytes, BytesRejec
             )
         }
     };
-    let (verdict, node_pool) = match state.judge.judge(
-        &report,
-        &node,
-        Some(&labels),
-        cluster.as_ref(),
-        state.catalog,
-    ) {
-        Ok(v) => v,
-        Err(e) => return bad(e.to_string()),
-    };
-    let instance_type = labels
-        .map
-        .iter()
-        .find(|(k, _)| {
-            kubernetes::WellKnown::from_key(k) == Some(kubernetes::WellKnown::InstanceType)
-        })
-        .map(|(_, v)| v.clone());
-    let labels_from = if labels.map.is_empty() {
-        "none"
-    } else {
-        labels.origin.as_str()
-    };
+    let verdict =
+        match state
+            .judge
+            .judge(&report, &node, node_labels, cluster.as_ref(), state.catalog)
+        {
+            Ok(v) => v,
+            Err(e) => return bad(e.to_string()),
+        };
     let summary = summarize(
         &report,
         &verdict,

@@ -126,19 +126,14 @@ impl Judge {
         &self,
         report: &Report,
         node: &str,
-        labels: Option<&Labels>,
+        node_labels: Option<NodeLabels>,
         cluster: Option<&Manifests>,
         catalog: &Catalog,
-    ) -> Result<(Verdict, Option<String>), JudgeError> {
-        let node_labels = match labels {
-            Some(l) if !l.map.is_empty() => Some(to_node_labels(node, l)?),
-            _ => None,
-        };
+    ) -> Result<Verdict, JudgeError> {
         let mut notes = Vec::new();
         let node_pool = node_labels
             .as_ref()
-            .and_then(|l| l.well_known(WellKnown::NodePool))
-            .map(|l| l.value.clone());
+            .and_then(|l| well_known(l, WellKnown::NodePool));
         let mut manifests = Manifests::default();
         match &node_pool {
             Some(name) => {
@@ -177,7 +172,7 @@ impl Judge {
         verdict.node = Some(node.to_string());
         verdict.warnings.extend(notes);
         require_requirements(&mut verdict);
-        Ok((verdict, node_pool))
+        Ok(verdict)
     }
 }
 
@@ -209,8 +204,21 @@ fn pod_applies(pod: &kubernetes::PodSpec, labels: Option<&NodeLabels>) -> bool {
         .any(|c| c.matches(|key| labels.lookup(key)))
 }
 
-/// The label map as the verifier's node labels. Labels from a report are validated as
-/// Kubernetes validates them; the API server's are valid by construction.
+/// The value of a well-known label (any of its spellings).
+pub fn well_known(labels: &NodeLabels, wk: WellKnown) -> Option<String> {
+    labels.well_known(wk).map(|l| l.value.clone())
+}
+
+/// The label map as the verifier's node labels (`None` when there are none). Labels from a
+/// report are validated as Kubernetes validates them; the API server's are valid by
+/// construction.
+pub fn node_labels(node: &str, labels: &Labels) -> Result<Option<NodeLabels>, JudgeError> {
+    if labels.map.is_empty() {
+        return Ok(None);
+    }
+    to_node_labels(node, labels).map(Some)
+}
+
 fn to_node_labels(node: &str, labels: &Labels) -> Result<NodeLabels, JudgeError> {
     let origin = match labels.origin {
         LabelOrigin::KubernetesApi => format!("node {node} (Kubernetes API)"),
