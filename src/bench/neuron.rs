@@ -30,7 +30,7 @@ use crate::probe::neuron::{
     call_nrt, call_nrt_void, close_runtime, init_runtime, open_library, CallFailure,
 };
 use crate::report::{
-    Benchmark, Correctness, Kernel, ProblemSize, Report, RuntimeKind, RuntimeStatus, Vendor,
+    Benchmark, Correctness, Kernel, ProblemSize, Report, RuntimeKind, RuntimeStatus,
 };
 
 /// `NRT_TENSOR_PLACEMENT_DEVICE` of `nrt_tensor_placement_t`.
@@ -55,10 +55,8 @@ pub struct Cores {
 /// device at all; `Err(Some(why))`: it has Neuron hardware or a runtime, but nothing to
 /// benchmark on.
 pub fn cores(report: &Report) -> Result<Cores, Option<String>> {
-    let has_devices = report
-        .devices
-        .iter()
-        .any(|d| d.vendor == Some(Vendor::Neuron));
+    let devices = report.neuron_devices();
+    let has_devices = !devices.is_empty();
     let Some(rt) = report.runtime(RuntimeKind::Neuron) else {
         return Err(None);
     };
@@ -89,11 +87,7 @@ pub fn cores(report: &Report) -> Result<Cores, Option<String>> {
                 Some(count) => Ok(Cores {
                     library,
                     count,
-                    name: report
-                        .devices
-                        .iter()
-                        .filter(|d| d.vendor == Some(Vendor::Neuron))
-                        .find_map(|d| d.name.clone()),
+                    name: devices.iter().find_map(|d| d.name.clone()),
                 }),
             }
         }

@@ -7,7 +7,7 @@
 use std::fmt::Write;
 
 use super::{fit, fit_tail};
-use crate::report::{Device, Report, Runtime, RuntimeStatus, Vendor};
+use crate::report::{Device, Report, Runtime, RuntimeStatus};
 
 const WIDTH: usize = 89;
 
@@ -32,8 +32,8 @@ fn enabled(v: Option<bool>) -> String {
 /// The whole screen.
 pub fn render(report: &Report) -> String {
     let mut out = String::new();
-    let gpus: Vec<&Device> = report.devices.iter().filter(|d| !is_neuron(d)).collect();
-    let neurons: Vec<&Device> = report.devices.iter().filter(|d| is_neuron(d)).collect();
+    let gpus: Vec<&Device> = report.devices.iter().filter(|d| !d.is_neuron()).collect();
+    let neurons = report.neuron_devices();
     if !gpus.is_empty() || neurons.is_empty() {
         gpu_box(&mut out, report, &gpus);
         if !gpus.is_empty() {
@@ -56,10 +56,6 @@ pub fn render(report: &Report) -> String {
 
 fn rule(out: &mut String, edge: char) {
     let _ = writeln!(out, "{edge}{}{edge}", "-".repeat(WIDTH - 2));
-}
-
-fn is_neuron(d: &Device) -> bool {
-    d.vendor == Some(Vendor::Neuron)
 }
 
 fn gpu_box(out: &mut String, report: &Report, devices: &[&Device]) {

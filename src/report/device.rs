@@ -70,6 +70,13 @@ pub struct Device {
     pub unavailable: BTreeMap<String, String>,
 }
 
+impl Device {
+    /// Whether this is an AWS Neuron device (everything else is a GPU).
+    pub fn is_neuron(&self) -> bool {
+        self.vendor == Some(Vendor::Neuron)
+    }
+}
+
 /// ECC mode and error counts.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(default)]

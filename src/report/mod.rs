@@ -216,6 +216,11 @@ impl Report {
         self.runtimes.iter().find(|r| r.name == kind)
     }
 
+    /// The AWS Neuron devices.
+    pub fn neuron_devices(&self) -> Vec<&Device> {
+        self.devices.iter().filter(|d| d.is_neuron()).collect()
+    }
+
     /// Driver version, from NVML.
     pub fn driver_version(&self) -> Option<&str> {
         self.runtime(RuntimeKind::Nvml)

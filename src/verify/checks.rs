@@ -100,11 +100,7 @@ pub(super) fn check(
 }
 
 fn nvidia(report: &Report) -> Vec<&Device> {
-    report
-        .devices
-        .iter()
-        .filter(|d| d.vendor != Some(Vendor::Neuron))
-        .collect()
+    report.devices.iter().filter(|d| !d.is_neuron()).collect()
 }
 
 /// The accelerators the identity checks count: those of the required vendor (NVIDIA when
@@ -116,7 +112,7 @@ fn accelerators<'r>(i: &Inputs<'r>) -> Vec<&'r Device> {
         .iter()
         .filter(|d| match want {
             Some(v) => d.vendor == Some(v),
-            None => d.vendor != Some(Vendor::Neuron),
+            None => !d.is_neuron(),
         })
         .collect()
 }

@@ -13,14 +13,6 @@ pub(super) fn wanted(i: &Inputs<'_>) -> bool {
     i.req.vendor.as_ref().map(|v| v.value) == Some(Vendor::Neuron)
 }
 
-fn devices(report: &Report) -> Vec<&Device> {
-    report
-        .devices
-        .iter()
-        .filter(|d| d.vendor == Some(Vendor::Neuron))
-        .collect()
-}
-
 fn skip(id: &str, why: &str) -> Vec<Check> {
     vec![check(id, Status::Skip, None, None, why.to_string(), &[])]
 }
@@ -83,7 +75,7 @@ pub(super) fn neuron_count(i: &Inputs<'_>) -> Vec<Check> {
         let req = i.req.count.as_ref().or(i.req.min_count.as_ref());
         return cannot_run("neuron.count", req, None, why);
     }
-    let found = devices(i.report);
+    let found = i.report.neuron_devices();
     let mut out = Vec::new();
     if let Some(c) = &i.req.count {
         out.push(count_check(&found, c, true));
@@ -118,7 +110,7 @@ pub(super) fn neuron_cores(i: &Inputs<'_>) -> Vec<Check> {
     if !wanted(i) {
         return skip("neuron.cores", NOT_NEURON);
     }
-    let found = devices(i.report);
+    let found = i.report.neuron_devices();
     let mut out = Vec::new();
     if let Some((per, models)) = cores_per_device(i) {
         let mut bad = Vec::new();
@@ -209,7 +201,7 @@ pub(super) fn neuron_memory(i: &Inputs<'_>) -> Vec<Check> {
     let Some(req) = &i.req.min_memory_mib else {
         return skip("neuron.memory", "no memory size required");
     };
-    let found = devices(i.report);
+    let found = i.report.neuron_devices();
     let known: Vec<(&Device, u64)> = found
         .iter()
         .filter_map(|d| d.memory_total_mib.map(|m| (*d, m)))
@@ -318,7 +310,7 @@ pub(super) fn neuron_runtime(i: &Inputs<'_>) -> Vec<Check> {
 }
 
 pub(super) fn health_neuron_errors(i: &Inputs<'_>) -> Vec<Check> {
-    let found = devices(i.report);
+    let found = i.report.neuron_devices();
     if found.is_empty() {
         return skip("health.neuron_errors", "no Neuron device to check");
     }
