@@ -360,24 +360,26 @@ fn read_device(index: u32, dir: &Path) -> (Device, Option<ProbeError>) {
         Ok(v) => n.connected_devices = Some(v),
         Err(m) => note("neuron.connected_devices", m),
     }
-    for (key, slot) in [
-        ("mem_ecc_uncorrected", &mut n.mem_ecc_uncorrected),
+    for (key, field, slot) in [
+        (
+            "mem_ecc_uncorrected",
+            "neuron.mem_ecc_uncorrected",
+            &mut n.mem_ecc_uncorrected,
+        ),
         (
             "mem_ecc_repairable_uncorrected",
+            "neuron.mem_ecc_repairable_uncorrected",
             &mut n.mem_ecc_repairable_uncorrected,
         ),
-        ("sram_ecc_uncorrected", &mut n.sram_ecc_uncorrected),
+        (
+            "sram_ecc_uncorrected",
+            "neuron.sram_ecc_uncorrected",
+            &mut n.sram_ecc_uncorrected,
+        ),
     ] {
         match read_parsed(dir, &format!("stats/hardware/{key}"), parse_count) {
             Ok(v) => *slot = Some(v),
-            Err(m) => missing.push((
-                match key {
-                    "mem_ecc_uncorrected" => "neuron.mem_ecc_uncorrected",
-                    "mem_ecc_repairable_uncorrected" => "neuron.mem_ecc_repairable_uncorrected",
-                    _ => "neuron.sram_ecc_uncorrected",
-                },
-                m.reason().to_string(),
-            )),
+            Err(m) => missing.push((field, m.reason().to_string())),
         }
     }
 

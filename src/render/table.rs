@@ -290,14 +290,7 @@ fn neuron_box(out: &mut String, report: &Report, devices: &[&Device]) {
             ],
         );
         if let Some(n) = n {
-            for (label, v) in [
-                ("mem_ecc_uncorrected", n.mem_ecc_uncorrected),
-                (
-                    "mem_ecc_repairable_uncorrected",
-                    n.mem_ecc_repairable_uncorrected,
-                ),
-                ("sram_ecc_uncorrected", n.sram_ecc_uncorrected),
-            ] {
+            for (label, v) in n.hardware_errors() {
                 if let Some(c) = v.filter(|&c| c > 0) {
                     faults.push(format!("device {} {label} {c}", d.index));
                 }

@@ -30,6 +30,20 @@ pub struct NeuronDevice {
     pub sysfs_layout: Option<String>,
 }
 
+impl NeuronDevice {
+    /// The hardware error counters, by their sysfs (and field) names.
+    pub fn hardware_errors(&self) -> [(&'static str, Option<u64>); 3] {
+        [
+            ("mem_ecc_uncorrected", self.mem_ecc_uncorrected),
+            (
+                "mem_ecc_repairable_uncorrected",
+                self.mem_ecc_repairable_uncorrected,
+            ),
+            ("sram_ecc_uncorrected", self.sram_ecc_uncorrected),
+        ]
+    }
+}
+
 /// One NeuronCore.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(default)]
