@@ -376,6 +376,16 @@ pub struct BenchArgs {
     #[arg(long, value_name = "FILE")]
     pub save_baseline: Option<PathBuf>,
 
+    /// A compiled Neuron model (.neff from neuronx-cc) to load and execute on every selected
+    /// NeuronCore: its latency and throughput become the `neff` benchmark.
+    #[arg(long, value_name = "FILE", env = "ACCELPROBE_NEFF")]
+    pub neff: Option<PathBuf>,
+
+    /// The bytes of one input tensor of the --neff model, as NAME=FILE (repeat for each
+    /// input; inputs not given are filled with zeros).
+    #[arg(long = "neff-input", value_name = "NAME=FILE", requires = "neff", value_parser = bench::neff::parse_input)]
+    pub neff_inputs: Vec<(String, PathBuf)>,
+
     #[command(flatten)]
     pub probe: ProbeArgs,
 }
@@ -687,6 +697,12 @@ pub fn bench(args: &BenchArgs, progress: &dyn bench::Progress) -> Result<Outcome
         Ok(v) => injection.with_slowdown(&v).map_err(Error::Usage)?,
         Err(_) => injection,
     };
+    let neff = match &args.neff {
+        Some(path) => Some(std::sync::Arc::new(
+            bench::neff::NeffModel::open(path, &args.neff_inputs).map_err(Error::Input)?,
+        )),
+        None => None,
+    };
     let opts = BenchOptions {
         device: args.device,
         kernels: args.kernel.0.clone(),
@@ -697,6 +713,7 @@ pub fn bench(args: &BenchArgs, progress: &dyn bench::Progress) -> Result<Outcome
         seed: args.seed,
         injection,
         call_timeout: args.probe.timeout,
+        neff,
     };
     let mut report = probe::probe(&args.probe.options());
     let outcome = bench::run(&opts, &report, progress).map_err(|e| Error::Usage(e.to_string()))?;
@@ -825,6 +842,7 @@ pub fn run(args: &RunArgs, progress: &dyn bench::Progress) -> Result<Outcome, Er
             seed: 1,
             injection: Injection::default(),
             call_timeout: args.probe.timeout,
+            neff: None,
         };
         match bench::run(&opts, &report, progress) {
             Ok(outcome) => {

@@ -8,6 +8,7 @@ pub mod cpu;
 pub mod cuda;
 pub mod data;
 pub mod inference;
+pub mod neff;
 pub mod neuron;
 pub mod stats;
 pub mod timing;
@@ -166,7 +167,7 @@ impl Plan {
                 // Weights twice (the block and the host program), activations, f64 reference.
                 2 * (4 * d * d + 2 * d * ff) * f + t * (10 * d + ff + t) * f * 3
             }
-            Kernel::H2d | Kernel::D2h => 0,
+            Kernel::H2d | Kernel::D2h | Kernel::Neff => 0,
         }
     }
 
@@ -178,6 +179,7 @@ impl Plan {
             Kernel::Copy => 2 * self.copy_bytes as u128,
             Kernel::H2d | Kernel::D2h => 3 * self.transfer_bytes as u128,
             Kernel::Inference => self.cpu_bytes(Kernel::Inference),
+            Kernel::Neff => 0,
         }
     }
 
@@ -210,6 +212,8 @@ pub struct BenchOptions {
     /// The probe's deadline for hardware calls (`--timeout`); the Neuron backend gives each
     /// libnrt call this plus the time its data needs.
     pub call_timeout: Duration,
+    /// A compiled model to run on the NeuronCores (`--neff`).
+    pub neff: Option<std::sync::Arc<neff::NeffModel>>,
 }
 
 /// Deliberate damage to a result after it was computed and before it is checked, so tests
@@ -492,13 +496,15 @@ pub fn run(
                     c.count - 1
                 )));
             }
-            if !opts
-                .kernels
-                .iter()
-                .any(|k| matches!(k, Kernel::H2d | Kernel::D2h))
+            if opts.neff.is_none()
+                && !opts
+                    .kernels
+                    .iter()
+                    .any(|k| matches!(k, Kernel::H2d | Kernel::D2h))
             {
                 return Err(BenchError::Unavailable(format!(
-                    "--device neuron:{n} runs only the h2d and d2h kernels; add them to --kernel"
+                    "--device neuron:{n} runs only the h2d and d2h kernels (and a model given \
+                     with --neff); add them to --kernel"
                 )));
             }
             neuron_run = Some((c.clone(), vec![n]));
@@ -521,6 +527,20 @@ pub fn run(
             (false, vec![gpus[n].clone()])
         }
     };
+    if let (Some(model), None) = (&opts.neff, &neuron_run) {
+        let why = match (&opts.device, &neuron) {
+            (DeviceSel::Cpu, _) => "--device cpu".to_string(),
+            (DeviceSel::Cuda(n), _) => format!("--device cuda:{n}"),
+            (_, Err(Some(why))) => why.clone(),
+            (_, Err(None)) => "no Neuron runtime or device found; see `accelprobe report`".into(),
+            (_, Ok(_)) => "--device auto chose the CUDA GPUs".into(),
+        };
+        return Err(BenchError::Unavailable(format!(
+            "--neff {} runs on NeuronCores and none was selected ({why}); use --device \
+             neuron:N or all on a Neuron node",
+            model.path.display()
+        )));
+    }
     if !gpus.is_empty() {
         let plan = Plan::gpu(opts.profile).with_overrides(opts.size, opts.duration);
         // Every GPU's host-side buffers and references exist at once.
@@ -573,26 +593,40 @@ fn run_neuron(
     outcome: &mut BenchOutcome,
 ) -> Result<(), BenchError> {
     let plan = Plan::neuron(opts.profile).with_overrides(opts.size, opts.duration);
-    let (kernels, other): (Vec<Kernel>, Vec<Kernel>) = opts
+    let (mut kernels, other): (Vec<Kernel>, Vec<Kernel>) = opts
         .kernels
         .iter()
         .partition(|k| matches!(k, Kernel::H2d | Kernel::D2h));
     if !other.is_empty() {
         outcome.notes.push(format!(
-            "{} skipped on Neuron: only the h2d and d2h copies run there (compiled models, --neff, are not supported yet)",
-            other.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
+            "{} skipped on Neuron: the h2d and d2h copies run there, and a compiled model \
+             given with --neff",
+            other
+                .iter()
+                .map(|k| k.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
+    }
+    if opts.neff.is_some() {
+        kernels.push(Kernel::Neff);
     }
     if kernels.is_empty() {
         return Ok(());
     }
-    // The source and the buffer read back, one benchmark at a time.
-    check_host_memory(&kernels, |_| 2 * plan.transfer_bytes as u128)?;
+    // The source and the buffer read back, one benchmark at a time; a model's tensors are
+    // read back twice.
+    let model_bytes = opts.neff.as_ref().map_or(0, |m| m.host_bytes());
+    check_host_memory(&kernels, |k| match k {
+        Kernel::Neff => model_bytes,
+        _ => 2 * plan.transfer_bytes as u128,
+    })?;
     let job = neuron::Job {
         plan,
         seed: opts.seed,
         injection: opts.injection.clone(),
         call_timeout: opts.call_timeout,
+        neff: opts.neff.clone(),
     };
     neuron::run(cores, which, &kernels, &job, progress, outcome);
     Ok(())
@@ -663,6 +697,7 @@ fn gpu_deadline(plan: &Plan, work: &[(Kernel, Option<Dtype>)]) -> Duration {
             Kernel::Copy => 2.0 * plan.copy_bytes as f64 / 50e9 * iters,
             Kernel::H2d | Kernel::D2h => plan.transfer_bytes as f64 / 5e9 * iters,
             Kernel::Inference => plan.block.flops() / 5e12 * iters,
+            Kernel::Neff => 0.0,
         }
     };
     let estimate: f64 = work

@@ -18,11 +18,13 @@
 //! buffer is zeroed before every read; either way the result is compared word by word with
 //! the source.
 
-use std::ffi::{c_char, c_int, c_void};
+use std::ffi::{c_char, c_int, c_void, CStr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::check::exact_compare;
 use super::data::Inputs;
+use super::neff::{self, NeffModel};
 use super::timing::{self, host_time};
 use super::{finish, not_run, BenchOutcome, Injection, Measured, Plan, Progress};
 use crate::probe::guard::{spawn_worker, Slot};
@@ -103,6 +105,8 @@ pub struct Job {
     /// The probe's deadline for hardware calls (`--timeout`); each libnrt call gets this
     /// plus the time its data needs at 0.5 GB/s.
     pub call_timeout: Duration,
+    /// The compiled model `--neff` asked for, run on every selected NeuronCore.
+    pub neff: Option<Arc<NeffModel>>,
 }
 
 impl Job {
@@ -112,29 +116,47 @@ impl Job {
             + Duration::from_secs_f64(self.plan.transfer_bytes as f64 / PESSIMISTIC_BYTES_PER_S)
     }
 
-    /// How long the whole run may take: every benchmark's warm-up and minimum iterations at
-    /// 0.5 GB/s, three times its timed budget and the per-call limit for setup, plus init.
-    pub fn deadline(&self, benchmarks: usize) -> Duration {
+    /// How long the whole run may take: every copy's warm-up and minimum iterations at
+    /// 0.5 GB/s, three times its timed budget and the per-call limit for setup, every model
+    /// run's load and executions with their allowances, plus init.
+    pub fn deadline(&self, work: &[(u32, Kernel)]) -> Duration {
         let b = &self.plan.budget;
         let iters = f64::from(b.warmup + b.min_iterations + 3);
-        let per = iters * self.plan.transfer_bytes as f64 / PESSIMISTIC_BYTES_PER_S
+        let per_call = self.per_call_limit().as_secs_f64();
+        let per_copy = iters * self.plan.transfer_bytes as f64 / PESSIMISTIC_BYTES_PER_S
             + 3.0 * b.duration.as_secs_f64()
-            + self.per_call_limit().as_secs_f64();
-        let total = per * benchmarks as f64 + 2.0 * self.per_call_limit().as_secs_f64();
+            + per_call;
+        let per_model = self.neff.as_ref().map_or(0.0, |m| {
+            m.load_allowance(self.call_timeout).as_secs_f64()
+                + (iters + 1.0)
+                    * (per_call + neff::execute_allowance(self.call_timeout).as_secs_f64())
+                + 3.0 * b.duration.as_secs_f64()
+        });
+        let total: f64 = work
+            .iter()
+            .map(|(_, k)| {
+                if *k == Kernel::Neff {
+                    per_model
+                } else {
+                    per_copy
+                }
+            })
+            .sum::<f64>()
+            + 2.0 * per_call;
         Duration::from_secs_f64(total.min(24.0 * 3600.0))
     }
 }
 
 /// What the worker published.
 #[derive(Debug, Clone, Default)]
-struct Found {
+pub(super) struct Found {
     benches: Vec<Benchmark>,
     /// Why nothing (more) could run: dlopen or nrt_init failed.
     fatal: Option<String>,
-    notes: Vec<String>,
+    pub(super) notes: Vec<String>,
 }
 
-fn device(nc: u32) -> String {
+pub(super) fn device(nc: u32) -> String {
     format!("neuron:{nc}")
 }
 
@@ -164,7 +186,7 @@ pub fn run(
             .join(",")
     ));
     let started = Instant::now();
-    let deadline = started + job.deadline(work.len());
+    let deadline = started + job.deadline(&work);
     let per_call = job.per_call_limit();
     let slot = {
         let (library, name, work, job) = (
@@ -249,7 +271,10 @@ fn worker(
         return;
     }
     for &(nc, kernel) in work {
-        let b = transfer(lib, slot, nc, name.clone(), kernel, job);
+        let b = match (kernel, &job.neff) {
+            (Kernel::Neff, Some(model)) => neff::execute(lib, slot, nc, name.clone(), model, job),
+            _ => transfer(lib, slot, nc, name.clone(), kernel, job),
+        };
         slot.update(|s| s.benches.push(b));
     }
     slot.enter("nrt_close", None);
@@ -259,26 +284,23 @@ fn worker(
 }
 
 /// A device tensor, freed when dropped.
-struct Tensor<'a> {
+pub(super) struct Tensor<'a> {
     lib: &'a libloading::Library,
     slot: &'a Slot<Found>,
     nc: u32,
-    ptr: *mut c_void,
+    pub(super) ptr: *mut c_void,
 }
 
 impl<'a> Tensor<'a> {
-    fn allocate(
+    /// `nrt_tensor_allocate(NRT_TENSOR_PLACEMENT_DEVICE, nc, bytes, name, …)`.
+    pub(super) fn allocate(
         lib: &'a libloading::Library,
         slot: &'a Slot<Found>,
         nc: u32,
         bytes: usize,
-        kernel: Kernel,
+        name: &CStr,
     ) -> Result<Self, CallFailure> {
         let mut ptr: *mut c_void = std::ptr::null_mut();
-        let name = match kernel {
-            Kernel::D2h => c"accelprobe-d2h",
-            _ => c"accelprobe-h2d",
-        };
         let logical = c_int::try_from(nc).unwrap_or(c_int::MAX);
         slot.enter("nrt_tensor_allocate", Some(nc));
         call_nrt(
@@ -310,7 +332,7 @@ impl<'a> Tensor<'a> {
         Ok(Tensor { lib, slot, nc, ptr })
     }
 
-    fn write(&mut self, data: &[u32]) -> Result<(), CallFailure> {
+    pub(super) fn write<T: Copy>(&mut self, data: &[T]) -> Result<(), CallFailure> {
         self.slot.enter("nrt_tensor_write", Some(self.nc));
         let (t, buf, size) = (
             self.ptr,
@@ -326,7 +348,7 @@ impl<'a> Tensor<'a> {
         )
     }
 
-    fn read(&self, out: &mut [u32]) -> Result<(), CallFailure> {
+    pub(super) fn read<T: Copy>(&self, out: &mut [T]) -> Result<(), CallFailure> {
         self.slot.enter("nrt_tensor_read", Some(self.nc));
         let (t, buf, size) = (
             self.ptr.cast_const(),
@@ -376,7 +398,11 @@ fn transfer(
     let mut back = vec![0u32; words];
     let budget = job.plan.budget;
     let run = |back: &mut Vec<u32>| -> Result<Vec<f64>, CallFailure> {
-        let mut tensor = Tensor::allocate(lib, slot, nc, bytes, kernel)?;
+        let name = match kernel {
+            Kernel::D2h => c"accelprobe-d2h",
+            _ => c"accelprobe-h2d",
+        };
+        let mut tensor = Tensor::allocate(lib, slot, nc, bytes, name)?;
         if kernel == Kernel::H2d {
             // Zeros first, so data that never arrives fails the check.
             tensor.write(back)?;
@@ -468,11 +494,18 @@ mod tests {
             seed: 1,
             injection: Injection::default(),
             call_timeout: Duration::from_secs(1),
+            neff: None,
         };
         assert_eq!(job.plan.transfer_bytes, 1 << 20);
         // 1 s plus 1 MiB at 0.5 GB/s.
         let limit = job.per_call_limit().as_secs_f64();
         assert!((limit - 1.002_097).abs() < 1e-3, "{limit}");
-        assert!(job.deadline(4) > 4 * job.per_call_limit());
+        let work = [
+            (0, Kernel::H2d),
+            (0, Kernel::D2h),
+            (1, Kernel::H2d),
+            (1, Kernel::D2h),
+        ];
+        assert!(job.deadline(&work) > 4 * job.per_call_limit());
     }
 }

@@ -75,10 +75,13 @@ pub fn size_text(s: &ProblemSize) -> String {
         ("heads", s.heads),
         ("ffn", s.ffn),
     ];
-    let parts: Vec<String> = fields
+    let mut parts: Vec<String> = fields
         .iter()
         .filter_map(|(n, v)| v.map(|v| format!("{n}={v}")))
         .collect();
+    if let Some(model) = &s.model {
+        parts.push(format!("model={model}"));
+    }
     if parts.is_empty() {
         "-".to_string()
     } else {

@@ -74,6 +74,8 @@ struct SlotState<T> {
     current: Option<CallSite>,
     /// When the current call was entered (or the slot made).
     since: Instant,
+    /// Time the current call may take beyond the waiter's per-call limit.
+    allowance: Duration,
     done: bool,
 }
 
@@ -110,6 +112,7 @@ impl<T: Clone> Slot<T> {
                     value,
                     current: None,
                     since: Instant::now(),
+                    allowance: Duration::ZERO,
                     done: false,
                 }),
                 Condvar::new(),
@@ -124,12 +127,19 @@ impl<T: Clone> Slot<T> {
 
     /// Announce the call about to be made.
     pub fn enter(&self, call: &str, device: Option<u32>) {
+        self.enter_allowing(call, device, Duration::ZERO);
+    }
+
+    /// Announce a call that may take `allowance` longer than the waiter's per-call limit
+    /// (loading a compiled model, running one).
+    pub fn enter_allowing(&self, call: &str, device: Option<u32>, allowance: Duration) {
         let mut s = lock(&self.inner.0);
         s.current = Some(CallSite {
             call: call.to_string(),
             device,
         });
         s.since = Instant::now();
+        s.allowance = allowance;
     }
 
     /// The worker is finished; wake the waiter.
@@ -158,7 +168,7 @@ impl<T: Clone> Slot<T> {
         while !s.done {
             let now = Instant::now();
             let limit = per_call
-                .and_then(|p| s.since.checked_add(p))
+                .and_then(|p| s.since.checked_add(p.saturating_add(s.allowance)))
                 .map_or(deadline, |l| l.min(deadline));
             if now >= limit {
                 break;

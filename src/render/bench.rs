@@ -19,6 +19,10 @@ fn duration(s: f64) -> String {
 
 fn size(b: &Benchmark) -> String {
     let s = &b.size;
+    if let Some(model) = &s.model {
+        // The file name without its digest; the JSON keeps both.
+        return model.split('@').next().unwrap_or(model).to_string();
+    }
     if let (Some(m), Some(n), Some(k)) = (s.m, s.n, s.k) {
         return format!("{m}x{n}x{k}");
     }

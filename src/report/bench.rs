@@ -19,6 +19,8 @@ pub enum Kernel {
     D2h,
     /// One transformer decoder block forward pass.
     Inference,
+    /// One execution of a compiled Neuron model (a NEFF passed with `bench --neff`).
+    Neff,
 }
 
 impl Kernel {
@@ -37,6 +39,7 @@ impl Kernel {
             Kernel::H2d => "h2d",
             Kernel::D2h => "d2h",
             Kernel::Inference => "inference",
+            Kernel::Neff => "neff",
         }
     }
 
@@ -100,6 +103,10 @@ pub struct ProblemSize {
     /// Inference: MLP width.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ffn: Option<u64>,
+    /// Compiled model: the NEFF file's name and the first 12 hex digits of its SHA-256
+    /// (`model.neff@3f2a9c01d4e5`), so that two different models are never compared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
 }
 
 /// Summary of the per-iteration times, in seconds.

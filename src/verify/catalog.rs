@@ -323,7 +323,7 @@ impl Floors {
             Kernel::Copy => self.copy_gbps,
             Kernel::H2d => self.h2d_gbps,
             Kernel::D2h => self.d2h_gbps,
-            Kernel::Inference => None,
+            Kernel::Inference | Kernel::Neff => None,
         }
     }
 }
@@ -591,7 +591,7 @@ impl Model {
             Kernel::Gemm => dtype.and_then(|d| self.peaks_tflops.get(d.into())),
             Kernel::Copy => self.memory_bandwidth_gbps,
             Kernel::H2d | Kernel::D2h => pcie_one_way_gbps(self.pcie_gen?, self.pcie_width?),
-            Kernel::Inference => None,
+            Kernel::Inference | Kernel::Neff => None,
         }
     }
 

@@ -5,7 +5,9 @@
 //! (`shared/reference/runtimes.md`, section 3): `nrt_get_total_vnc_count`, `nrt_init`,
 //! `nrt_get_visible_vnc_count`, `nrt_get_version`, `nrt_get_instance_info`, `nrt_close`, and
 //! host-memory-backed tensors (`nrt_tensor_allocate`, `nrt_tensor_write`, `nrt_tensor_read`,
-//! `nrt_tensor_free`) for a copy benchmark.
+//! `nrt_tensor_free`) for a copy benchmark, and compiled models (`nrt_load`, `nrt_execute`
+//! and the tensor-set and tensor-info calls around them) whose "NEFF" is a JSON document; see
+//! the section on compiled models below.
 //!
 //! Configuration, read on every call (so one process can change it between calls):
 //! - [`CONFIG_ENV`]: a small JSON object, every key optional:
@@ -16,7 +18,8 @@
 //! - [`ERRORS_ENV`]: `function=code,...` — that function returns `code` without doing anything.
 //! - [`HANG_ENV`]: `function=milliseconds,...` — that function sleeps first.
 //! - [`CORRUPT_ENV`]: `function,...` — `nrt_tensor_write` / `nrt_tensor_read` flip one bit of
-//!   the middle byte of what they copy, so a caller's check must reject the data.
+//!   the middle byte of what they copy, so a caller's check must reject the data;
+//!   `nrt_execute` does so to its first output on every execution after a model's first.
 //!
 //! Tensors are host memory; `nrt_tensor_allocate` refuses (`NRT_INVALID`) a logical
 //! NeuronCore that is not visible (`visible_cores`).
@@ -332,4 +335,245 @@ pub unsafe extern "C" fn nrt_tensor_free(tensor: *mut *mut c_void) {
         drop(Box::from_raw((*tensor).cast::<Tensor>()));
         *tensor = std::ptr::null_mut();
     }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Compiled models. The fake does not read real NEFF files: its "NEFF" is a JSON document
+//   {"fake_neff": {"inputs": [{"name": "x", "size": 64}], "outputs": [{"name": "y", "size": 16}],
+//                  "exec_us": 200}}
+// Executing it sleeps `exec_us` and writes output j, byte i = (sum over inputs k of
+// input_k[i % size_k]) + j + 1 (wrapping), so the result depends on every input. With
+// `nrt_execute` in CORRUPT_ENV, executions after the first of a model flip one bit of the
+// middle byte of the first output (a core that does not compute the same thing twice).
+// Anything else passed to nrt_load returns NRT_INVALID, as a file the runtime cannot parse.
+
+const NRT_TENSOR_NAME_MAX: usize = 256;
+
+/// `nrt_tensor_info_t` of `nrt_experimental.h`.
+#[repr(C)]
+pub struct NrtTensorInfo {
+    pub name: [c_char; NRT_TENSOR_NAME_MAX],
+    pub usage: c_int,
+    pub size: usize,
+    pub dtype: c_int,
+    pub shape: *mut u32,
+    pub ndim: u32,
+}
+
+struct FakeModel {
+    inputs: Vec<(String, usize)>,
+    outputs: Vec<(String, usize)>,
+    exec_us: u64,
+    executions: u64,
+}
+
+type TensorSet = Vec<(String, *mut Tensor)>;
+
+fn tensors_of(v: &Value, key: &str) -> Option<Vec<(String, usize)>> {
+    v.get(key)?
+        .as_array()?
+        .iter()
+        .map(|t| {
+            let name = t.get("name")?.as_str()?;
+            let size = t.get("size")?.as_u64()?;
+            (!name.is_empty() && name.len() < NRT_TENSOR_NAME_MAX)
+                .then(|| (name.to_string(), size as usize))
+        })
+        .collect()
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn nrt_load(
+    neff: *const c_void,
+    size: usize,
+    vnc: i32,
+    _vnc_count: i32,
+    model: *mut *mut c_void,
+) -> NrtStatus {
+    guard("nrt_load", true, |cfg| {
+        let total = num(cfg, "total_cores", 0);
+        let visible = num(cfg, "visible_cores", total);
+        if neff.is_null() || model.is_null() || vnc < 0 || vnc as u64 >= visible {
+            return NRT_INVALID;
+        }
+        let bytes = std::slice::from_raw_parts(neff.cast::<u8>(), size);
+        let Some(spec) = serde_json::from_slice::<Value>(bytes)
+            .ok()
+            .and_then(|v| v.get("fake_neff").cloned())
+        else {
+            return NRT_INVALID;
+        };
+        let (Some(inputs), Some(outputs)) =
+            (tensors_of(&spec, "inputs"), tensors_of(&spec, "outputs"))
+        else {
+            return NRT_INVALID;
+        };
+        let m = Box::new(FakeModel {
+            inputs,
+            outputs,
+            exec_us: num(&spec, "exec_us", 0),
+            executions: 0,
+        });
+        *model = Box::into_raw(m).cast();
+        NRT_SUCCESS
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn nrt_unload(model: *mut c_void) -> NrtStatus {
+    guard("nrt_unload", true, |_| {
+        if model.is_null() {
+            return NRT_INVALID;
+        }
+        drop(Box::from_raw(model.cast::<FakeModel>()));
+        NRT_SUCCESS
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn nrt_get_model_tensor_info(
+    model: *mut c_void,
+    info: *mut *mut c_void,
+) -> NrtStatus {
+    guard("nrt_get_model_tensor_info", true, |_| {
+        if model.is_null() || info.is_null() {
+            return NRT_INVALID;
+        }
+        let m = &*model.cast::<FakeModel>();
+        let all: Vec<(&(String, usize), c_int)> = m
+            .inputs
+            .iter()
+            .map(|t| (t, 0))
+            .chain(m.outputs.iter().map(|t| (t, 1)))
+            .collect();
+        // u64 count, then the entries (8-byte aligned), as nrt_tensor_info_array_t.
+        let entry = std::mem::size_of::<NrtTensorInfo>();
+        let words = (8 + entry * all.len()).div_ceil(8);
+        let buf: &mut [u64] = Box::leak(vec![0u64; words + 1].into_boxed_slice());
+        buf[0] = words as u64 + 1; // remembered for the free
+        let base = buf.as_mut_ptr().add(1);
+        *base = all.len() as u64;
+        let first = base.add(1).cast::<NrtTensorInfo>();
+        for (i, ((name, size), usage)) in all.into_iter().enumerate() {
+            let mut t = NrtTensorInfo {
+                name: [0; NRT_TENSOR_NAME_MAX],
+                usage,
+                size: *size,
+                dtype: 0x3, // NRT_DTYPE_UINT8
+                shape: std::ptr::null_mut(),
+                ndim: 0,
+            };
+            copy_str(&mut t.name, name);
+            first.add(i).write(t);
+        }
+        *info = base.cast();
+        NRT_SUCCESS
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn nrt_free_model_tensor_info(info: *mut c_void) -> NrtStatus {
+    guard("nrt_free_model_tensor_info", true, |_| {
+        if info.is_null() {
+            return NRT_INVALID;
+        }
+        let start = info.cast::<u64>().sub(1);
+        let words = *start as usize;
+        drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+            start, words,
+        )));
+        NRT_SUCCESS
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn nrt_allocate_tensor_set(result: *mut *mut c_void) -> NrtStatus {
+    guard("nrt_allocate_tensor_set", true, |_| {
+        if result.is_null() {
+            return NRT_INVALID;
+        }
+        *result = Box::into_raw(Box::new(TensorSet::new())).cast();
+        NRT_SUCCESS
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn nrt_destroy_tensor_set(set: *mut *mut c_void) {
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        let _ = enter("nrt_destroy_tensor_set");
+        if set.is_null() || (*set).is_null() {
+            return;
+        }
+        drop(Box::from_raw((*set).cast::<TensorSet>()));
+        *set = std::ptr::null_mut();
+    }));
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn nrt_add_tensor_to_tensor_set(
+    set: *mut c_void,
+    name: *const c_char,
+    tensor: *mut c_void,
+) -> NrtStatus {
+    guard("nrt_add_tensor_to_tensor_set", true, |_| {
+        if set.is_null() || name.is_null() || tensor.is_null() {
+            return NRT_INVALID;
+        }
+        let set = &mut *set.cast::<TensorSet>();
+        let name = std::ffi::CStr::from_ptr(name)
+            .to_string_lossy()
+            .into_owned();
+        set.retain(|(n, _)| *n != name);
+        set.push((name, tensor.cast()));
+        NRT_SUCCESS
+    })
+}
+
+/// The tensor named `name` in `set`, if it has `size` bytes (a pointer the caller's set
+/// lent it; tensors outlive their sets).
+unsafe fn find(set: &TensorSet, name: &str, size: usize) -> Option<*mut Tensor> {
+    let &(_, t) = set.iter().find(|(n, _)| n == name)?;
+    ((*t).data.len() == size).then_some(t)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn nrt_execute(
+    model: *mut c_void,
+    input_set: *const c_void,
+    output_set: *mut c_void,
+) -> NrtStatus {
+    guard("nrt_execute", true, |_| {
+        if model.is_null() || input_set.is_null() || output_set.is_null() {
+            return NRT_INVALID;
+        }
+        let m = &mut *model.cast::<FakeModel>();
+        let ins = &*input_set.cast::<TensorSet>();
+        let outs = &*output_set.cast::<TensorSet>();
+        let mut inputs: Vec<Vec<u8>> = Vec::new();
+        for (name, size) in &m.inputs {
+            let Some(t) = find(ins, name, *size) else {
+                return NRT_INVALID;
+            };
+            inputs.push((*t).data.clone());
+        }
+        std::thread::sleep(Duration::from_micros(m.exec_us));
+        m.executions += 1;
+        for (j, (name, size)) in m.outputs.iter().enumerate() {
+            let Some(t) = find(outs, name, *size) else {
+                return NRT_INVALID;
+            };
+            let t = &mut *t;
+            for (i, byte) in t.data.iter_mut().enumerate() {
+                let sum = inputs
+                    .iter()
+                    .filter(|x| !x.is_empty())
+                    .fold(0u8, |acc, x| acc.wrapping_add(x[i % x.len()]));
+                *byte = sum.wrapping_add(j as u8).wrapping_add(1);
+            }
+            if j == 0 && m.executions > 1 {
+                maybe_corrupt("nrt_execute", &mut t.data);
+            }
+        }
+        NRT_SUCCESS
+    })
 }
