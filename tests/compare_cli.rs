@@ -505,12 +505,38 @@ fn baseline_round_trip_through_bench() {
     std::fs::write(&rep, &o.stdout).unwrap();
     let b: Value = serde_json::from_str(&std::fs::read_to_string(&base).unwrap()).unwrap();
     assert_eq!(b["kind"], "accelprobe-baseline");
-    assert_eq!(b["baseline_version"], 1);
+    assert_eq!(b["baseline_version"], 2);
     assert_eq!(b["tool"]["name"], "accelprobe");
     assert!(b["created_at"].as_str().unwrap().ends_with('Z'));
+    let r: Value = serde_json::from_slice(&o.stdout).unwrap();
     let ms = b["metrics"].as_array().unwrap();
     assert_eq!(ms.len(), 2);
     for m in ms {
+        // The CPU runs in 8 rounds, and the baseline keeps them, each round's samples whole.
+        let rounds: Vec<u64> = m["rounds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_u64().unwrap())
+            .collect();
+        let bench = r["benchmarks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["kernel"] == m["kernel"])
+            .unwrap();
+        let from_report: Vec<u64> = bench["rounds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_u64().unwrap())
+            .collect();
+        assert_eq!(rounds.len(), 8, "{m}");
+        assert_eq!(rounds, from_report, "{m}");
+        assert_eq!(
+            rounds.iter().sum::<u64>(),
+            m["samples_s"].as_array().unwrap().len() as u64
+        );
         assert!(!m["samples_s"].as_array().unwrap().is_empty());
         assert!(m["work_per_iteration"].as_f64().unwrap() > 0.0);
         assert!(m["device_model"].is_string());

@@ -15,33 +15,52 @@ use super::block::{self, At, Ops};
 use super::check::{check_gemm, exact_compare, Gemm};
 use super::data::{gemm_inputs, round_tf32, round_to, Inputs};
 use super::inference::{inference_bound, matmul, reference, relative_rms_error, Block, BlockShape};
-use super::timing::{self, host_time, Budget};
+use super::timing::{self, host_time, Budget, Rounds};
 use super::{finish, Injection, Measured};
 use crate::report::{Benchmark, Correctness, Dtype, Kernel, ProblemSize};
 
-/// Time a GEMM whose inputs are stored as f16 or bf16 and widened to f32 in each iteration.
+/// Rounds per CPU benchmark: each gets freshly allocated buffers (see
+/// [`timing::run_rounds`]). Eight rounds of a quick run still hold 6 (GEMM) to 12 (copy)
+/// iterations each on two cores.
+pub const ROUNDS: u32 = 8;
+
+/// Replace every buffer of a round's state by a fresh copy (new allocations, same values).
+fn fresh<S: Clone>(s: &mut S) {
+    *s = s.clone();
+}
+
+/// Time a GEMM whose inputs are stored as f16 or bf16 and widened to f32 in each iteration;
+/// returns the rounds and the output of the last one.
 fn half_gemm<T: Copy + Send + Sync>(
     a: &[f32],
     b: &[f32],
     narrow: fn(f32) -> T,
     budget: &Budget,
-    c: &mut [f32],
+    c: Vec<f32>,
     gemm: impl Fn(&[f32], &[f32], &mut [f32]),
-) -> Result<Vec<f64>, ()>
+) -> (Result<Rounds, ()>, Vec<f32>)
 where
     [T]: HalfFloatSliceExt,
 {
     let a16: Vec<T> = a.iter().map(|&x| narrow(x)).collect();
     let b16: Vec<T> = b.iter().map(|&x| narrow(x)).collect();
-    let (mut aw, mut bw) = (vec![0.0f32; a.len()], vec![0.0f32; b.len()]);
-    timing::run::<()>(budget, || {
-        c.fill(f32::NAN);
-        Ok(host_time(|| {
-            widen(&a16, &mut aw, |s, d| s.convert_to_f32_slice(d));
-            widen(&b16, &mut bw, |s, d| s.convert_to_f32_slice(d));
-            gemm(&aw, &bw, c);
-        }))
-    })
+    let (aw, bw) = (vec![0.0f32; a.len()], vec![0.0f32; b.len()]);
+    let mut state = (a16, b16, aw, bw, c);
+    let r = timing::run_rounds(
+        budget,
+        ROUNDS,
+        &mut state,
+        fresh,
+        |(a16, b16, aw, bw, c)| {
+            c.fill(f32::NAN);
+            Ok(host_time(|| {
+                widen(a16, aw, |s, d| s.convert_to_f32_slice(d));
+                widen(b16, bw, |s, d| s.convert_to_f32_slice(d));
+                gemm(aw, bw, c);
+            }))
+        },
+    );
+    (r, state.4)
 }
 
 /// What every CPU benchmark shares.
@@ -73,38 +92,45 @@ impl Cpu<'_> {
         budget: &Budget,
     ) -> Benchmark {
         let (a, b) = gemm_inputs(self.seed, dtype, (m, n, k));
-        let mut c = vec![f32::NAN; m * n];
+        let c = vec![f32::NAN; m * n];
         let threads = Self::threads();
         let gemm = |a: &[f32], b: &[f32], c: &mut [f32]| matmul(m, n, k, a, b, false, c, threads);
-        let samples = match dtype {
-            Dtype::F32 => timing::run::<()>(budget, || {
-                c.fill(f32::NAN);
-                Ok(host_time(|| {
-                    let t = std::time::Instant::now();
-                    gemm(&a, &b, &mut c);
-                    self.injection.stall(Kernel::Gemm, t);
-                }))
-            }),
+        let (rounds, mut c) = match dtype {
+            Dtype::F32 => {
+                let mut state = (a.clone(), b.clone(), c);
+                let r = timing::run_rounds(budget, ROUNDS, &mut state, fresh, |(a, b, c)| {
+                    c.fill(f32::NAN);
+                    Ok(host_time(|| {
+                        let t = std::time::Instant::now();
+                        gemm(a, b, c);
+                        self.injection.stall(Kernel::Gemm, t);
+                    }))
+                });
+                (r, state.2)
+            }
             Dtype::Tf32 => {
-                let (mut ar, mut br) = (vec![0.0f32; a.len()], vec![0.0f32; b.len()]);
+                let (ar, br) = (vec![0.0f32; a.len()], vec![0.0f32; b.len()]);
                 let round = |s: &[f32], d: &mut [f32]| {
                     for (x, y) in s.iter().zip(d) {
                         *y = round_tf32(*x);
                     }
                 };
-                timing::run::<()>(budget, || {
-                    c.fill(f32::NAN);
-                    Ok(host_time(|| {
-                        widen(&a, &mut ar, round);
-                        widen(&b, &mut br, round);
-                        gemm(&ar, &br, &mut c);
-                    }))
-                })
+                let mut state = (a.clone(), b.clone(), ar, br, c);
+                let r =
+                    timing::run_rounds(budget, ROUNDS, &mut state, fresh, |(a, b, ar, br, c)| {
+                        c.fill(f32::NAN);
+                        Ok(host_time(|| {
+                            widen(a, ar, round);
+                            widen(b, br, round);
+                            gemm(ar, br, c);
+                        }))
+                    });
+                (r, state.4)
             }
-            Dtype::F16 => half_gemm(&a, &b, f16::from_f32, budget, &mut c, gemm),
-            Dtype::Bf16 => half_gemm(&a, &b, bf16::from_f32, budget, &mut c, gemm),
-        }
-        .unwrap_or_default();
+            Dtype::F16 => half_gemm(&a, &b, f16::from_f32, budget, c, gemm),
+            Dtype::Bf16 => half_gemm(&a, &b, bf16::from_f32, budget, c, gemm),
+        };
+        let rounds = rounds.unwrap_or_default();
         self.injection.corrupt_f32(Kernel::Gemm, &mut c);
         let correctness = check_gemm(&Gemm::f32_output((m, n, k), &a, &b, &c, dtype), self.seed);
         let mut notes = Vec::new();
@@ -132,7 +158,8 @@ impl Cpu<'_> {
                 ..ProblemSize::default()
             },
             warmup: budget.warmup,
-            samples,
+            rounds: rounds.sizes,
+            samples: rounds.samples,
             work: 2.0 * (m * n * k) as f64 / 1e12,
             unit: "TFLOP/s",
             peak: None,
@@ -150,18 +177,20 @@ impl Cpu<'_> {
                 u64::from(inp.next_f32().to_bits()) << 32 | u64::from(inp.next_f32().to_bits())
             })
             .collect();
-        let mut dst = vec![u64::MAX; words];
-        let samples = timing::run::<()>(budget, || {
-            dst.par_chunks_mut(CHUNK).for_each(|d| d.fill(u64::MAX));
-            Ok(host_time(|| {
-                let t = std::time::Instant::now();
-                dst.par_chunks_mut(CHUNK)
-                    .zip(src.par_chunks(CHUNK))
-                    .for_each(|(d, s)| d.copy_from_slice(s));
-                self.injection.stall(Kernel::Copy, t);
-            }))
-        })
-        .unwrap_or_default();
+        let mut state = (src, vec![u64::MAX; words]);
+        let rounds =
+            timing::run_rounds::<_, ()>(budget, ROUNDS, &mut state, fresh, |(src, dst)| {
+                dst.par_chunks_mut(CHUNK).for_each(|d| d.fill(u64::MAX));
+                Ok(host_time(|| {
+                    let t = std::time::Instant::now();
+                    dst.par_chunks_mut(CHUNK)
+                        .zip(src.par_chunks(CHUNK))
+                        .for_each(|(d, s)| d.copy_from_slice(s));
+                    self.injection.stall(Kernel::Copy, t);
+                }))
+            })
+            .unwrap_or_default();
+        let (src, mut dst) = state;
         self.injection.corrupt_bits(Kernel::Copy, &mut dst);
         let correctness = exact_compare(
             &dst,
@@ -180,7 +209,8 @@ impl Cpu<'_> {
                 ..ProblemSize::default()
             },
             warmup: budget.warmup,
-            samples,
+            rounds: rounds.sizes,
+            samples: rounds.samples,
             work: 2.0 * moved as f64 / 1e9,
             unit: "GB/s",
             peak: None,
@@ -197,13 +227,21 @@ impl Cpu<'_> {
         let Ok(weights) = block::upload(&mut ops, &blk);
         let Ok(mut scratch) = block::scratch(&mut ops, &blk);
         let mut out = Vec::new();
-        let samples = timing::run::<()>(budget, || {
-            scratch.y.fill(f32::NAN);
-            Ok(host_time(|| {
-                let Ok(y) = block::forward(&mut ops, &blk, &weights, &mut scratch);
-                out.clone_from(y);
-            }))
-        })
+        // Rounds without fresh buffers: the block's weights live in `ops`; the rounds still
+        // spread the run over time.
+        let rounds = timing::run_rounds::<_, ()>(
+            budget,
+            ROUNDS,
+            &mut scratch,
+            |_| {},
+            |scratch| {
+                scratch.y.fill(f32::NAN);
+                Ok(host_time(|| {
+                    let Ok(y) = block::forward(&mut ops, &blk, &weights, scratch);
+                    out.clone_from(y);
+                }))
+            },
+        )
         .unwrap_or_default();
         self.injection.corrupt_f32(Kernel::Inference, &mut out);
         let correctness = check_inference(&blk, &out, threads);
@@ -215,7 +253,8 @@ impl Cpu<'_> {
             implementation: "cpu-gemm-crate".to_string(),
             size: shape.size(),
             warmup: budget.warmup,
-            samples,
+            rounds: rounds.sizes,
+            samples: rounds.samples,
             work: shape.tokens as f64,
             unit: "tokens/s",
             peak: None,

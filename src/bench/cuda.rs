@@ -490,6 +490,7 @@ impl GpuJob<'_> {
                 ..ProblemSize::default()
             },
             warmup: self.budget.warmup,
+            rounds: Vec::new(),
             samples,
             work: 2.0 * (m * n * k) as f64 / 1e12,
             unit: "TFLOP/s",
@@ -552,6 +553,7 @@ impl GpuJob<'_> {
                 ..ProblemSize::default()
             },
             warmup: self.budget.warmup,
+            rounds: Vec::new(),
             samples,
             work: 2.0 * moved as f64 / 1e9,
             unit: "GB/s",
@@ -614,6 +616,7 @@ impl GpuJob<'_> {
                 ..ProblemSize::default()
             },
             warmup: self.budget.warmup,
+            rounds: Vec::new(),
             samples,
             work: moved as f64 / 1e9,
             unit: "GB/s",
@@ -671,6 +674,7 @@ impl GpuJob<'_> {
             implementation: "accelprobe-ptx".into(),
             size: shape.size(),
             warmup: self.budget.warmup,
+            rounds: Vec::new(),
             samples,
             work: shape.tokens as f64,
             unit: "tokens/s",

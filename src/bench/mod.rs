@@ -316,6 +316,9 @@ pub struct Measured {
     pub implementation: String,
     pub size: ProblemSize,
     pub warmup: u32,
+    /// Sizes of the rounds `samples` came in, in order (see [`Benchmark::rounds`]); empty
+    /// for one round.
+    pub rounds: Vec<u32>,
     pub samples: Vec<f64>,
     /// Work per iteration in the unit's numerator (TFLOP, GB, tokens).
     pub work: f64,
@@ -336,6 +339,9 @@ pub fn finish(m: Measured) -> Benchmark {
         correctness.failure = Some("no timed work: zero iterations, zero time or zero work".into());
     }
     let value = if timed { m.work / stats.median_s } else { 0.0 };
+    // Rounds that do not add up to the samples (a round cut short by an error) say nothing.
+    let rounds_fit = m.rounds.len() > 1
+        && m.rounds.iter().map(|&r| r as usize).sum::<usize>() == m.samples.len();
     Benchmark {
         kernel: m.kernel,
         dtype: m.dtype,
@@ -345,6 +351,7 @@ pub fn finish(m: Measured) -> Benchmark {
         size: m.size,
         warmup_iterations: m.warmup,
         iterations: m.samples.len() as u32,
+        rounds: if rounds_fit { m.rounds } else { Vec::new() },
         samples_s: m.samples,
         stats,
         throughput: Throughput {
@@ -678,6 +685,7 @@ pub fn not_run(
         implementation: "none".into(),
         size: ProblemSize::default(),
         warmup: 0,
+        rounds: Vec::new(),
         samples: Vec::new(),
         work: 0.0,
         unit: "",

@@ -598,6 +598,7 @@ pub(super) fn execute(
             ..ProblemSize::default()
         },
         warmup: job.plan.budget.warmup,
+        rounds: Vec::new(),
         samples,
         work: 1.0,
         unit: "exec/s",

@@ -463,6 +463,7 @@ fn transfer(
             ..ProblemSize::default()
         },
         warmup: budget.warmup,
+        rounds: Vec::new(),
         samples,
         work: bytes as f64 / 1e9,
         unit: "GB/s",

@@ -32,6 +32,58 @@ pub fn run<E>(
     Ok(samples)
 }
 
+/// Samples taken in rounds, and the size of each round.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Rounds {
+    pub samples: Vec<f64>,
+    pub sizes: Vec<u32>,
+}
+
+/// How long the untimed iterations before each later round run at least: on the 2-core CI
+/// VM, the first ~10 ms of copies after fresh buffers were allocated ran up to 1.8 times
+/// slower than the rest (measured in the rounds of `bench --kernel copy`).
+pub const ROUND_SETTLE: Duration = Duration::from_millis(30);
+
+/// [`run`] in `rounds` consecutive rounds over one `state`: the budget's duration and minimum
+/// (and maximum) iterations are shared out between the rounds, the full warm-up runs before
+/// the first, and before each later one, after `renew` has replaced what the round works on
+/// (fresh buffers, so that a run samples more than one placement in memory), untimed
+/// iterations run for at least [`ROUND_SETTLE`] (at least one, at most 100). Why: two runs of
+/// the same build differ by more than one run's iterations vary, and only a run with several
+/// rounds shows that spread to `compare`.
+pub fn run_rounds<S, E>(
+    budget: &Budget,
+    rounds: u32,
+    state: &mut S,
+    mut renew: impl FnMut(&mut S),
+    mut iteration: impl FnMut(&mut S) -> Result<f64, E>,
+) -> Result<Rounds, E> {
+    let rounds = rounds.max(1);
+    let share = |total: u32| total.div_ceil(rounds).max(1);
+    let mut out = Rounds::default();
+    for r in 0..rounds {
+        if r > 0 {
+            renew(state);
+            let settle = Instant::now();
+            let mut n = 0;
+            while n < 1 || (settle.elapsed() < ROUND_SETTLE && n < 100) {
+                iteration(state)?;
+                n += 1;
+            }
+        }
+        let per_round = Budget {
+            warmup: if r == 0 { budget.warmup } else { 0 },
+            min_iterations: share(budget.min_iterations),
+            max_iterations: share(budget.max_iterations),
+            duration: budget.duration / rounds,
+        };
+        let samples = run(&per_round, || iteration(state))?;
+        out.sizes.push(samples.len() as u32);
+        out.samples.extend(samples);
+    }
+    Ok(out)
+}
+
 /// Time a host-side closure.
 pub fn host_time(f: impl FnOnce()) -> f64 {
     let t = Instant::now();
@@ -42,6 +94,61 @@ pub fn host_time(f: impl FnOnce()) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rounds_share_the_budget_and_renew_between() {
+        let b = Budget {
+            warmup: 3,
+            min_iterations: 10,
+            max_iterations: 20,
+            duration: Duration::ZERO,
+        };
+        // State: (renewals, calls).
+        let mut state = (0u32, 0u32);
+        let r = run_rounds::<_, ()>(
+            &b,
+            4,
+            &mut state,
+            |s| s.0 += 1,
+            |s| {
+                s.1 += 1;
+                Ok(f64::from(s.0))
+            },
+        )
+        .unwrap();
+        // Minimum 10 over 4 rounds: 3 each; the samples of round r carry the renewal count r.
+        assert_eq!(r.sizes, vec![3, 3, 3, 3]);
+        assert_eq!(r.samples[..3], [0.0; 3]);
+        assert_eq!(r.samples[9..], [3.0; 3]);
+        assert_eq!(state.0, 3, "renewed before every round but the first");
+        // Warm-up: 3 before the first round, then at least one (and at most 100) iterations
+        // before each later one, for ROUND_SETTLE.
+        assert!(
+            (12 + 3 + 3..=12 + 3 + 300).contains(&state.1),
+            "{}",
+            state.1
+        );
+        // One round is plain `run`.
+        let one = run_rounds::<_, ()>(&b, 1, &mut (), |_| {}, |_| Ok(1.0)).unwrap();
+        assert_eq!(one.sizes, vec![10]);
+        // An error ends the run.
+        let mut n = 0;
+        let e = run_rounds(
+            &b,
+            2,
+            &mut n,
+            |_| {},
+            |n| {
+                *n += 1;
+                if *n > 5 {
+                    Err("boom")
+                } else {
+                    Ok(1.0)
+                }
+            },
+        );
+        assert_eq!(e, Err("boom"));
+    }
 
     #[test]
     fn respects_min_and_max() {

@@ -13,8 +13,9 @@ use crate::report::{Dtype, Kernel, ProblemSize, Report, Tool};
 
 /// `kind` of a baseline file.
 pub const BASELINE_KIND: &str = "accelprobe-baseline";
-/// Version of the baseline format; readers refuse newer ones.
-pub const BASELINE_VERSION: u32 = 1;
+/// Version of the baseline format; readers refuse newer ones. Version 2 added `rounds`;
+/// version 1 files are read as one round.
+pub const BASELINE_VERSION: u32 = 2;
 /// Most samples kept per metric.
 pub const MAX_SAMPLES: usize = 1000;
 
@@ -62,7 +63,11 @@ pub struct BaselineMetric {
     pub iterations: u64,
     /// Median per-iteration time of all iterations, in seconds.
     pub median_s: f64,
-    /// Per-iteration seconds, sorted, at most [`MAX_SAMPLES`].
+    /// Sizes of the rounds `samples_s` is made of, in order (version 2; empty: one round).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rounds: Vec<u32>,
+    /// Per-iteration seconds, round after round, each round sorted; at most [`MAX_SAMPLES`]
+    /// in all.
     pub samples_s: Vec<f64>,
 }
 
@@ -73,6 +78,23 @@ pub enum BaselineError {
     Newer { found: u64, supported: u32 },
     #[error("not an accelprobe baseline: {0}")]
     Shape(String),
+}
+
+/// Thin every round in proportion to its size so that at most about `max` samples remain
+/// (at least two per round, or all of a smaller round).
+pub fn thin_rounds(rounds: &[Vec<f64>], max: usize) -> Vec<Vec<f64>> {
+    let total: usize = rounds.iter().map(Vec::len).sum();
+    rounds
+        .iter()
+        .map(|r| {
+            let share = if total <= max {
+                r.len()
+            } else {
+                (r.len() * max / total).max(2)
+            };
+            thin(r, share)
+        })
+        .collect()
 }
 
 impl Baseline {
@@ -94,18 +116,27 @@ impl Baseline {
             metrics: run
                 .metrics
                 .into_iter()
-                .map(|m| BaselineMetric {
-                    kernel: m.kernel,
-                    dtype: m.dtype,
-                    device_model: m.key.device_model.clone(),
-                    devices: m.devices,
-                    implementation: m.key.implementation.clone(),
-                    size: m.size,
-                    unit: m.unit,
-                    work_per_iteration: m.work,
-                    iterations: m.samples_s.len() as u64,
-                    median_s: super::stats::median(&m.samples_s),
-                    samples_s: thin(&m.samples_s, MAX_SAMPLES),
+                .map(|m| {
+                    let samples = m.samples();
+                    let kept = thin_rounds(&m.rounds, MAX_SAMPLES);
+                    BaselineMetric {
+                        kernel: m.kernel,
+                        dtype: m.dtype,
+                        device_model: m.key.device_model.clone(),
+                        devices: m.devices,
+                        implementation: m.key.implementation.clone(),
+                        size: m.size,
+                        unit: m.unit,
+                        work_per_iteration: m.work,
+                        iterations: samples.len() as u64,
+                        median_s: super::stats::median(&samples),
+                        rounds: if kept.len() > 1 {
+                            kept.iter().map(|r| r.len() as u32).collect()
+                        } else {
+                            Vec::new()
+                        },
+                        samples_s: kept.concat(),
+                    }
                 })
                 .collect(),
         }
@@ -135,5 +166,49 @@ impl Baseline {
     /// Pretty JSON with a trailing newline.
     pub fn to_json(&self) -> String {
         crate::render::pretty_json(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounds_are_thinned_in_proportion_and_kept_whole() {
+        let rounds: Vec<Vec<f64>> = vec![
+            (0..3000).map(f64::from).collect(),
+            (0..1000).map(f64::from).collect(),
+            vec![1.0],
+        ];
+        let t = thin_rounds(&rounds, 1000);
+        let sizes: Vec<usize> = t.iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![749, 249, 1]);
+        // Small enough: untouched (sorted within each round).
+        let small = vec![vec![3.0, 1.0], vec![2.0]];
+        assert_eq!(thin_rounds(&small, 1000), vec![vec![1.0, 3.0], vec![2.0]]);
+    }
+
+    #[test]
+    fn a_version_1_baseline_is_one_round_and_newer_ones_are_refused() {
+        let v1 = serde_json::json!({
+            "kind": "accelprobe-baseline", "baseline_version": 1,
+            "tool": {"name": "accelprobe", "version": "0.1.0"},
+            "created_at": "2026-01-01T00:00:00Z", "report_id": "r",
+            "report_created_at": "2026-01-01T00:00:00Z", "node": "n",
+            "driver_version": null, "cuda_version": null,
+            "metrics": [{"kernel": "copy", "dtype": null, "device_model": "cpu",
+                "devices": ["cpu"], "implementation": "cpu-stream-copy", "size": {"bytes": 8},
+                "unit": "GB/s", "work_per_iteration": 1.0, "iterations": 3,
+                "median_s": 2.0, "samples_s": [1.0, 2.0, 3.0]}]
+        });
+        let b = Baseline::from_json_value(v1).unwrap();
+        assert!(b.metrics[0].rounds.is_empty());
+        let run = crate::compare::Run::from_baseline(&b, "v1.json");
+        assert_eq!(run.metrics[0].rounds, vec![vec![1.0, 2.0, 3.0]]);
+        let newer = serde_json::json!({"kind": "accelprobe-baseline", "baseline_version": 3});
+        assert!(matches!(
+            Baseline::from_json_value(newer),
+            Err(BaselineError::Newer { found: 3, .. })
+        ));
     }
 }

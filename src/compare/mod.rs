@@ -89,7 +89,8 @@ pub fn size_text(s: &ProblemSize) -> String {
     }
 }
 
-/// One metric of one run: the samples of every device of that model, pooled.
+/// One metric of one run: the samples of every device of that model, in the rounds they
+/// were taken in (every device's rounds, one after the other).
 #[derive(Debug, Clone)]
 pub struct Metric {
     pub key: MetricKey,
@@ -100,7 +101,36 @@ pub struct Metric {
     /// Work per iteration: throughput = work / seconds.
     pub work: f64,
     pub devices: Vec<String>,
-    pub samples_s: Vec<f64>,
+    /// Per-iteration seconds, grouped in rounds (a benchmark without rounds is one).
+    pub rounds: Vec<Vec<f64>>,
+}
+
+impl Metric {
+    /// Every sample, rounds pooled.
+    pub fn samples(&self) -> Vec<f64> {
+        self.rounds.concat()
+    }
+
+    pub fn sample_count(&self) -> usize {
+        self.rounds.iter().map(Vec::len).sum()
+    }
+}
+
+/// Split `samples` into the rounds `sizes` gives; one round when the sizes do not add up.
+pub fn split_rounds(samples: &[f64], sizes: &[u32]) -> Vec<Vec<f64>> {
+    let total: usize = sizes.iter().map(|&s| s as usize).sum();
+    if sizes.len() < 2 || total != samples.len() {
+        return vec![samples.to_vec()];
+    }
+    let mut rest = samples;
+    sizes
+        .iter()
+        .map(|&n| {
+            let (round, tail) = rest.split_at(n as usize);
+            rest = tail;
+            round.to_vec()
+        })
+        .collect()
 }
 
 /// One side of a comparison, read from a report or a baseline file.
@@ -139,18 +169,21 @@ impl Run {
                 .map(|d| format!(" {}", d.as_str()))
                 .unwrap_or_default();
             let what = format!("{}{dtype} on {}", b.kernel.as_str(), b.device);
-            let samples: Vec<f64> = b
-                .samples_s
-                .iter()
-                .copied()
-                .filter(|x| x.is_finite() && *x > 0.0)
+            let rounds: Vec<Vec<f64>> = split_rounds(&b.samples_s, &b.rounds)
+                .into_iter()
+                .map(|r| {
+                    r.into_iter()
+                        .filter(|x| x.is_finite() && *x > 0.0)
+                        .collect::<Vec<f64>>()
+                })
+                .filter(|r| !r.is_empty())
                 .collect();
             let work = b.throughput.value * b.stats.median_s;
             if !b.correctness.passed {
                 skipped.push(format!("{what}: failed its correctness check"));
                 continue;
             }
-            if samples.is_empty() || !(work.is_finite() && work > 0.0) {
+            if rounds.is_empty() || !(work.is_finite() && work > 0.0) {
                 skipped.push(format!("{what}: no usable samples"));
                 continue;
             }
@@ -172,10 +205,10 @@ impl Run {
                 unit: b.throughput.unit.clone(),
                 work,
                 devices: Vec::new(),
-                samples_s: Vec::new(),
+                rounds: Vec::new(),
             });
             m.devices.push(b.device.clone());
-            m.samples_s.extend(samples);
+            m.rounds.extend(rounds);
         }
         Run {
             source: source.to_string(),
@@ -217,7 +250,7 @@ impl Run {
                     unit: m.unit.clone(),
                     work: m.work_per_iteration,
                     devices: m.devices.clone(),
-                    samples_s: m.samples_s.clone(),
+                    rounds: split_rounds(&m.samples_s, &m.rounds),
                 })
                 .collect(),
             skipped: Vec::new(),
@@ -338,6 +371,8 @@ pub struct Side {
     /// Throughput at the median time.
     pub throughput: f64,
     pub samples: usize,
+    /// Rounds the samples came in (1 for a run without rounds: GPU, Neuron, older reports).
+    pub rounds: usize,
 }
 
 /// One metric, baseline against current.
@@ -453,22 +488,17 @@ pub struct Comparison {
     pub summary: Summary,
 }
 
-fn compare_metric(base: &Metric, cur_samples: &[f64], opts: &Options) -> MetricComparison {
+fn compare_metric(base: &Metric, cur: &[Vec<f64>], opts: &Options) -> MetricComparison {
     let key = base.key.to_string();
-    let bm = stats::median(&base.samples_s);
-    let cm = stats::median(cur_samples);
+    let bm = stats::median(&base.samples());
+    let cm = stats::median(&cur.concat());
     let seed = opts.seed ^ stats::hash_str(&key);
-    let ci = stats::bootstrap_ratio_of_medians(
-        &base.samples_s,
-        cur_samples,
-        opts.resamples,
-        opts.confidence,
-        seed,
-    )
-    .unwrap_or(stats::Interval {
-        low: f64::NAN,
-        high: f64::NAN,
-    });
+    let ci =
+        stats::bootstrap_ratio_of_medians(&base.rounds, cur, opts.resamples, opts.confidence, seed)
+            .unwrap_or(stats::Interval {
+                low: f64::NAN,
+                high: f64::NAN,
+            });
     let ratio = bm / cm;
     MetricComparison {
         metric: key,
@@ -477,12 +507,14 @@ fn compare_metric(base: &Metric, cur_samples: &[f64], opts: &Options) -> MetricC
         baseline: Side {
             median_s: bm,
             throughput: base.work / bm,
-            samples: base.samples_s.len(),
+            samples: base.sample_count(),
+            rounds: base.rounds.len(),
         },
         current: Side {
             median_s: cm,
             throughput: base.work / cm,
-            samples: cur_samples.len(),
+            samples: cur.iter().map(Vec::len).sum(),
+            rounds: cur.len(),
         },
         change: ratio - 1.0,
         ci_low: ci.low - 1.0,
@@ -591,14 +623,14 @@ pub fn compare(base: &Run, current: &[Run], opts: &Options) -> Result<Comparison
         for (k, b) in &base_metrics {
             match cur_metrics.get(k) {
                 Some(c) => {
-                    if b.samples_s.len() < FEW_SAMPLES || c.samples_s.len() < FEW_SAMPLES {
+                    if b.sample_count() < FEW_SAMPLES || c.sample_count() < FEW_SAMPLES {
                         warnings.push(format!(
                             "{node}: {k} has few samples (baseline {}, current {}); the interval is wide",
-                            b.samples_s.len(),
-                            c.samples_s.len()
+                            b.sample_count(),
+                            c.sample_count()
                         ));
                     }
-                    metrics.push(compare_metric(b, &c.samples_s, opts));
+                    metrics.push(compare_metric(b, &c.rounds, opts));
                 }
                 None => baseline_only.push(k.to_string()),
             }
@@ -634,10 +666,10 @@ pub fn compare(base: &Run, current: &[Run], opts: &Options) -> Result<Comparison
         base_metrics
             .iter()
             .filter_map(|(k, b)| {
-                let pooled: Vec<f64> = current
+                let pooled: Vec<Vec<f64>> = current
                     .iter()
                     .flat_map(|r| r.metrics.iter().filter(|m| &m.key == *k))
-                    .flat_map(|m| m.samples_s.iter().copied())
+                    .flat_map(|m| m.rounds.iter().cloned())
                     .collect();
                 (!pooled.is_empty()).then(|| compare_metric(b, &pooled, opts))
             })
@@ -702,6 +734,19 @@ pub fn compare(base: &Run, current: &[Run], opts: &Options) -> Result<Comparison
         .filter(|o| o.direction == "slow")
         .count();
     summary.fast_outliers = fleet_outliers.len() - summary.slow_outliers;
+    let one_round: BTreeSet<&str> = nodes
+        .iter()
+        .flat_map(|n| n.metrics.iter())
+        .filter(|m| m.baseline.rounds < 2 || m.current.rounds < 2)
+        .map(|m| m.metric.as_str())
+        .collect();
+    if let Some(first) = one_round.first() {
+        warnings.push(format!(
+            "{} metric(s) have one round of samples on a side (first: {first}): their interval \
+             shows the noise within one run only, not between runs (see docs/compare.md)",
+            one_round.len()
+        ));
+    }
     warnings.dedup();
 
     Ok(Comparison {
@@ -750,7 +795,7 @@ mod tests {
                     unit: "GB/s".into(),
                     work: 1.0,
                     devices: vec!["cuda:0".into()],
-                    samples_s: s.clone(),
+                    rounds: vec![s.clone()],
                 })
                 .collect(),
             skipped: vec![],
@@ -775,6 +820,19 @@ mod tests {
         assert_eq!(decide(1.06, 1.2, 0.05), Decision::Improvement);
         assert_eq!(decide(1.04, 1.2, 0.05), Decision::Unchanged);
         assert_eq!(decide(f64::NAN, f64::NAN, 0.05), Decision::Unchanged);
+    }
+
+    #[test]
+    fn samples_split_into_their_rounds() {
+        let s = [1.0, 2.0, 3.0, 4.0, 5.0];
+        assert_eq!(
+            split_rounds(&s, &[2, 3]),
+            vec![vec![1.0, 2.0], vec![3.0, 4.0, 5.0]]
+        );
+        // No rounds, one round, or sizes that do not add up: one round of everything.
+        for sizes in [&[][..], &[5], &[2, 2], &[4, 4]] {
+            assert_eq!(split_rounds(&s, sizes), vec![s.to_vec()], "{sizes:?}");
+        }
     }
 
     #[test]

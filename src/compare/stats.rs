@@ -85,41 +85,61 @@ pub struct Interval {
     pub high: f64,
 }
 
-/// Percentile bootstrap interval of `median(base) / median(cur)`: resample each side with
-/// replacement `resamples` times, take the ratio of the resampled medians, and return the
-/// `(1 - confidence) / 2` and `(1 + confidence) / 2` quantiles of those ratios.
+/// One side's samples in rounds, without non-positive or non-finite values and empty rounds.
+fn clean_rounds(rounds: &[Vec<f64>]) -> Vec<Vec<f64>> {
+    rounds
+        .iter()
+        .map(|r| {
+            r.iter()
+                .copied()
+                .filter(|x| x.is_finite() && *x > 0.0)
+                .collect::<Vec<f64>>()
+        })
+        .filter(|r| !r.is_empty())
+        .collect()
+}
+
+/// One two-stage resample into `out`: as many rounds as there are, drawn with replacement,
+/// and from each drawn round as many samples as it has, drawn with replacement.
+fn resample_rounds(rounds: &[Vec<f64>], rng: &mut SplitMix64, out: &mut Vec<f64>) {
+    out.clear();
+    for _ in 0..rounds.len() {
+        let round = &rounds[rng.below(rounds.len())];
+        for _ in 0..round.len() {
+            out.push(round[rng.below(round.len())]);
+        }
+    }
+}
+
+/// Percentile bootstrap interval of `median(base) / median(cur)`, each side's samples given
+/// in rounds (a run's groups of iterations; one round when a run has no grouping). Each of
+/// `resamples` draws resamples every side in two stages, rounds with replacement and then
+/// samples within each drawn round with replacement (the hierarchical bootstrap), takes the
+/// ratio of the pooled medians, and the `(1 - confidence) / 2` and `(1 + confidence) / 2`
+/// quantiles of those ratios are the interval. Drawing rounds carries the spread *between*
+/// rounds into the interval; with one round per side it is the plain bootstrap of samples.
 ///
 /// With per-iteration *times* as input, the ratio is current throughput / baseline
 /// throughput: below 1 means slower now. Returns `None` when a side has no positive finite
 /// sample.
 pub fn bootstrap_ratio_of_medians(
-    base: &[f64],
-    cur: &[f64],
+    base: &[Vec<f64>],
+    cur: &[Vec<f64>],
     resamples: usize,
     confidence: f64,
     seed: u64,
 ) -> Option<Interval> {
-    let clean = |v: &[f64]| -> Vec<f64> {
-        v.iter()
-            .copied()
-            .filter(|x| x.is_finite() && *x > 0.0)
-            .collect()
-    };
-    let (base, cur) = (clean(base), clean(cur));
+    let (base, cur) = (clean_rounds(base), clean_rounds(cur));
     if base.is_empty() || cur.is_empty() {
         return None;
     }
     let mut rng = SplitMix64::new(seed);
     let resamples = resamples.max(1);
     let mut ratios = Vec::with_capacity(resamples);
-    let (mut bb, mut cb) = (vec![0.0; base.len()], vec![0.0; cur.len()]);
+    let (mut bb, mut cb) = (Vec::new(), Vec::new());
     for _ in 0..resamples {
-        for x in bb.iter_mut() {
-            *x = base[rng.below(base.len())];
-        }
-        for x in cb.iter_mut() {
-            *x = cur[rng.below(cur.len())];
-        }
+        resample_rounds(&base, &mut rng, &mut bb);
+        resample_rounds(&cur, &mut rng, &mut cb);
         ratios.push(median_in_place(&mut bb) / median_in_place(&mut cb));
     }
     ratios.sort_by(f64::total_cmp);
@@ -171,12 +191,26 @@ mod tests {
     #[test]
     fn identical_samples_give_a_tight_interval_around_one() {
         let s = noisy(1.0e-3, 0.02, 200, 7);
-        let ci = bootstrap_ratio_of_medians(&s, &s, 2000, 0.95, 1).unwrap();
+        let ci = bootstrap_ratio_of_medians(
+            std::slice::from_ref(&s),
+            std::slice::from_ref(&s),
+            2000,
+            0.95,
+            1,
+        )
+        .unwrap();
         assert!(ci.low <= 1.0 && ci.high >= 1.0, "{ci:?}");
         assert!(ci.high - ci.low < 0.01, "{ci:?}");
         // Constant samples: a point interval.
         let c = vec![2.0; 50];
-        let ci = bootstrap_ratio_of_medians(&c, &c, 500, 0.95, 1).unwrap();
+        let ci = bootstrap_ratio_of_medians(
+            std::slice::from_ref(&c),
+            std::slice::from_ref(&c),
+            500,
+            0.95,
+            1,
+        )
+        .unwrap();
         assert_eq!((ci.low, ci.high), (1.0, 1.0));
     }
 
@@ -184,14 +218,14 @@ mod tests {
     fn a_twenty_percent_slowdown_is_bracketed() {
         let base = noisy(1.0e-3, 0.02, 100, 1);
         let cur = noisy(1.25e-3, 0.02, 100, 2); // 1/1.25 = 0.8: 20 % less throughput
-        let ci = bootstrap_ratio_of_medians(&base, &cur, 2000, 0.95, 3).unwrap();
+        let ci = bootstrap_ratio_of_medians(&[base], &[cur], 2000, 0.95, 3).unwrap();
         assert!(ci.low > 0.78 && ci.high < 0.82, "{ci:?}");
     }
 
     #[test]
     fn same_seed_same_interval_other_seed_close() {
-        let base = noisy(1.0, 0.1, 40, 1);
-        let cur = noisy(1.02, 0.1, 40, 2);
+        let base = vec![noisy(1.0, 0.1, 40, 1)];
+        let cur = vec![noisy(1.02, 0.1, 40, 2)];
         let a = bootstrap_ratio_of_medians(&base, &cur, 1000, 0.95, 9).unwrap();
         let b = bootstrap_ratio_of_medians(&base, &cur, 1000, 0.95, 9).unwrap();
         assert_eq!(a, b);
@@ -202,8 +236,57 @@ mod tests {
 
     #[test]
     fn empty_or_invalid_sides_have_no_interval() {
-        assert!(bootstrap_ratio_of_medians(&[], &[1.0], 10, 0.95, 1).is_none());
-        assert!(bootstrap_ratio_of_medians(&[0.0, f64::NAN], &[1.0], 10, 0.95, 1).is_none());
+        assert!(bootstrap_ratio_of_medians(&[], &[vec![1.0]], 10, 0.95, 1).is_none());
+        assert!(
+            bootstrap_ratio_of_medians(&[vec![0.0, f64::NAN]], &[vec![1.0]], 10, 0.95, 1).is_none()
+        );
+    }
+
+    /// Rounds whose levels differ: `rounds` rounds of `per` samples, round r centred at
+    /// `center · (1 + level_spread · u_r)` with u_r uniform in [-1, 1], samples ±`spread`.
+    fn rounds(
+        center: f64,
+        level_spread: f64,
+        spread: f64,
+        n: usize,
+        per: usize,
+        seed: u64,
+    ) -> Vec<Vec<f64>> {
+        let levels = noisy(1.0, level_spread, n, seed);
+        levels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| noisy(center * l, spread, per, seed * 1000 + i as u64))
+            .collect()
+    }
+
+    #[test]
+    fn the_spread_between_rounds_widens_the_interval() {
+        // Each round is tight (±1 %), but rounds sit up to ±4 % apart.
+        let base = rounds(1.0, 0.04, 0.01, 8, 12, 1);
+        let cur = rounds(1.0, 0.04, 0.01, 8, 12, 2);
+        let pooled = |r: &[Vec<f64>]| vec![r.concat()];
+        let flat =
+            bootstrap_ratio_of_medians(&pooled(&base), &pooled(&cur), 2000, 0.95, 5).unwrap();
+        let nested = bootstrap_ratio_of_medians(&base, &cur, 2000, 0.95, 5).unwrap();
+        let width = |i: Interval| i.high - i.low;
+        assert!(
+            width(nested) > 1.5 * width(flat),
+            "flat {flat:?}, nested {nested:?}"
+        );
+        // The known answer (ratio 1) is inside the nested interval.
+        assert!(nested.low < 1.0 && nested.high > 1.0, "{nested:?}");
+        // Rounds with identical levels: about as wide as the flat interval.
+        let even_b = rounds(1.0, 0.0, 0.01, 8, 12, 3);
+        let even_c = rounds(1.0, 0.0, 0.01, 8, 12, 4);
+        let a = bootstrap_ratio_of_medians(&even_b, &even_c, 2000, 0.95, 6).unwrap();
+        let b =
+            bootstrap_ratio_of_medians(&pooled(&even_b), &pooled(&even_c), 2000, 0.95, 6).unwrap();
+        assert!(width(a) < 1.6 * width(b), "{a:?} vs {b:?}");
+        // Empty rounds are ignored.
+        let mut with_empty = base.clone();
+        with_empty.push(Vec::new());
+        assert!(bootstrap_ratio_of_medians(&with_empty, &cur, 100, 0.95, 5).is_some());
     }
 
     #[test]

@@ -176,6 +176,12 @@ pub struct Benchmark {
     pub size: ProblemSize,
     pub warmup_iterations: u32,
     pub iterations: u32,
+    /// How the timed iterations were grouped: the sizes of consecutive runs of `samples_s`,
+    /// one per round. A CPU benchmark runs in rounds, each with freshly allocated buffers and
+    /// its own warm-up, so that one run samples the machine's placement and drift noise and
+    /// `compare` can see it (it resamples rounds, then iterations). Empty: one round.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rounds: Vec<u32>,
     /// Every timed iteration, in seconds, in the order they ran.
     pub samples_s: Vec<f64>,
     pub stats: Stats,
