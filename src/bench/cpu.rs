@@ -6,6 +6,10 @@
 //! honestly and inside the timed region: tf32 inputs are rounded to 10 mantissa bits, f16 and
 //! bf16 inputs are stored in their format (the `half` crate) and widened to f32, then the f32
 //! GEMM runs. The copy is STREAM's: every byte read once and written once, by all threads.
+//!
+//! Every benchmark runs in [`ROUNDS`] rounds ([`timing::run_rounds`]); copy and GEMM get fresh
+//! copies of their buffers for each, so one run measures more than one placement in memory and
+//! `compare` can see how far the result moves with it.
 
 use half::slice::HalfFloatSliceExt;
 use half::{bf16, f16};

@@ -39,17 +39,18 @@ pub struct Rounds {
     pub sizes: Vec<u32>,
 }
 
-/// How long the untimed iterations before each later round run at least: on the 2-core CI
-/// VM, the first ~10 ms of copies after fresh buffers were allocated ran up to 1.8 times
-/// slower than the rest (measured in the rounds of `bench --kernel copy`).
+/// How long the untimed iterations before each round run at least: on the 2-core CI VM, the
+/// first ~10 ms of copies after fresh buffers were allocated ran up to 1.8 times slower than
+/// the rest, and the first round after the inputs were generated up to 3 times slower
+/// (measured in the rounds of `bench --kernel copy`).
 pub const ROUND_SETTLE: Duration = Duration::from_millis(30);
 
 /// [`run`] in `rounds` consecutive rounds over one `state`: the budget's duration and minimum
-/// (and maximum) iterations are shared out between the rounds, the full warm-up runs before
-/// the first, and before each later one, after `renew` has replaced what the round works on
-/// (fresh buffers, so that a run samples more than one placement in memory), untimed
-/// iterations run for at least [`ROUND_SETTLE`] (at least one, at most 100). Why: two runs of
-/// the same build differ by more than one run's iterations vary, and only a run with several
+/// (and maximum) iterations are shared out between the rounds. Before every round (after
+/// `renew` has replaced what a later round works on: fresh buffers, so that a run samples
+/// more than one placement in memory) untimed iterations run for at least [`ROUND_SETTLE`],
+/// at least the budget's warm-up count (at least one), at most 100. Why: two runs of the
+/// same build differ by more than one run's iterations vary, and only a run with several
 /// rounds shows that spread to `compare`.
 pub fn run_rounds<S, E>(
     budget: &Budget,
@@ -64,15 +65,16 @@ pub fn run_rounds<S, E>(
     for r in 0..rounds {
         if r > 0 {
             renew(state);
-            let settle = Instant::now();
-            let mut n = 0;
-            while n < 1 || (settle.elapsed() < ROUND_SETTLE && n < 100) {
-                iteration(state)?;
-                n += 1;
-            }
+        }
+        let settle = Instant::now();
+        let least = budget.warmup.max(1);
+        let mut n = 0;
+        while n < least || (settle.elapsed() < ROUND_SETTLE && n < 100) {
+            iteration(state)?;
+            n += 1;
         }
         let per_round = Budget {
-            warmup: if r == 0 { budget.warmup } else { 0 },
+            warmup: 0,
             min_iterations: share(budget.min_iterations),
             max_iterations: share(budget.max_iterations),
             duration: budget.duration / rounds,
@@ -121,10 +123,9 @@ mod tests {
         assert_eq!(r.samples[..3], [0.0; 3]);
         assert_eq!(r.samples[9..], [3.0; 3]);
         assert_eq!(state.0, 3, "renewed before every round but the first");
-        // Warm-up: 3 before the first round, then at least one (and at most 100) iterations
-        // before each later one, for ROUND_SETTLE.
+        // Before every round at least the 3 warm-up iterations (at most 100), for ROUND_SETTLE.
         assert!(
-            (12 + 3 + 3..=12 + 3 + 300).contains(&state.1),
+            (12 + 4 * 3..=12 + 4 * 100).contains(&state.1),
             "{}",
             state.1
         );
