@@ -12,6 +12,8 @@
 //! `compare` can see how far the result moves with it.
 
 use half::slice::HalfFloatSliceExt;
+use std::time::Duration;
+
 use half::{bf16, f16};
 use rayon::prelude::*;
 
@@ -27,6 +29,14 @@ use crate::report::{Benchmark, Correctness, Dtype, Kernel, ProblemSize};
 /// [`timing::run_rounds`]). Eight rounds of a quick run still hold 6 (GEMM) to 12 (copy)
 /// iterations each on two cores.
 pub const ROUNDS: u32 = 8;
+
+/// Untimed iterations before each copy round run at least this long: on the 2-core CI VM the
+/// first ~10 ms of copies after fresh buffers were allocated ran up to 1.8 times slower than
+/// the rest, and the first round after the inputs were generated up to 3 times slower
+/// (measured in the rounds of `bench --kernel copy`).
+const COPY_SETTLE: Duration = Duration::from_millis(30);
+/// The same for GEMM: compute-bound, its buffers are small; two quick-profile iterations.
+const GEMM_SETTLE: Duration = Duration::from_millis(10);
 
 /// Replace every buffer of a round's state by a fresh copy (new allocations, same values).
 fn fresh<S: Clone>(s: &mut S) {
@@ -53,6 +63,7 @@ where
     let r = timing::run_rounds(
         budget,
         ROUNDS,
+        GEMM_SETTLE,
         &mut state,
         fresh,
         |(a16, b16, aw, bw, c)| {
@@ -102,14 +113,21 @@ impl Cpu<'_> {
         let (rounds, mut c) = match dtype {
             Dtype::F32 => {
                 let mut state = (a.clone(), b.clone(), c);
-                let r = timing::run_rounds(budget, ROUNDS, &mut state, fresh, |(a, b, c)| {
-                    c.fill(f32::NAN);
-                    Ok(host_time(|| {
-                        let t = std::time::Instant::now();
-                        gemm(a, b, c);
-                        self.injection.stall(Kernel::Gemm, t);
-                    }))
-                });
+                let r = timing::run_rounds(
+                    budget,
+                    ROUNDS,
+                    GEMM_SETTLE,
+                    &mut state,
+                    fresh,
+                    |(a, b, c)| {
+                        c.fill(f32::NAN);
+                        Ok(host_time(|| {
+                            let t = std::time::Instant::now();
+                            gemm(a, b, c);
+                            self.injection.stall(Kernel::Gemm, t);
+                        }))
+                    },
+                );
                 (r, state.2)
             }
             Dtype::Tf32 => {
@@ -120,15 +138,21 @@ impl Cpu<'_> {
                     }
                 };
                 let mut state = (a.clone(), b.clone(), ar, br, c);
-                let r =
-                    timing::run_rounds(budget, ROUNDS, &mut state, fresh, |(a, b, ar, br, c)| {
+                let r = timing::run_rounds(
+                    budget,
+                    ROUNDS,
+                    GEMM_SETTLE,
+                    &mut state,
+                    fresh,
+                    |(a, b, ar, br, c)| {
                         c.fill(f32::NAN);
                         Ok(host_time(|| {
                             widen(a, ar, round);
                             widen(b, br, round);
                             gemm(ar, br, c);
                         }))
-                    });
+                    },
+                );
                 (r, state.4)
             }
             Dtype::F16 => half_gemm(&a, &b, f16::from_f32, budget, c, gemm),
@@ -182,8 +206,13 @@ impl Cpu<'_> {
             })
             .collect();
         let mut state = (src, vec![u64::MAX; words]);
-        let rounds =
-            timing::run_rounds::<_, ()>(budget, ROUNDS, &mut state, fresh, |(src, dst)| {
+        let rounds = timing::run_rounds::<_, ()>(
+            budget,
+            ROUNDS,
+            COPY_SETTLE,
+            &mut state,
+            fresh,
+            |(src, dst)| {
                 dst.par_chunks_mut(CHUNK).for_each(|d| d.fill(u64::MAX));
                 Ok(host_time(|| {
                     let t = std::time::Instant::now();
@@ -192,8 +221,9 @@ impl Cpu<'_> {
                         .for_each(|(d, s)| d.copy_from_slice(s));
                     self.injection.stall(Kernel::Copy, t);
                 }))
-            })
-            .unwrap_or_default();
+            },
+        )
+        .unwrap_or_default();
         let (src, mut dst) = state;
         self.injection.corrupt_bits(Kernel::Copy, &mut dst);
         let correctness = exact_compare(
@@ -236,6 +266,7 @@ impl Cpu<'_> {
         let rounds = timing::run_rounds::<_, ()>(
             budget,
             ROUNDS,
+            Duration::ZERO,
             &mut scratch,
             |_| {},
             |scratch| {

@@ -39,22 +39,17 @@ pub struct Rounds {
     pub sizes: Vec<u32>,
 }
 
-/// How long the untimed iterations before each round run at least: on the 2-core CI VM, the
-/// first ~10 ms of copies after fresh buffers were allocated ran up to 1.8 times slower than
-/// the rest, and the first round after the inputs were generated up to 3 times slower
-/// (measured in the rounds of `bench --kernel copy`).
-pub const ROUND_SETTLE: Duration = Duration::from_millis(30);
-
 /// [`run`] in `rounds` consecutive rounds over one `state`: the budget's duration and minimum
 /// (and maximum) iterations are shared out between the rounds. Before every round (after
 /// `renew` has replaced what a later round works on: fresh buffers, so that a run samples
-/// more than one placement in memory) untimed iterations run for at least [`ROUND_SETTLE`],
-/// at least the budget's warm-up count (at least one), at most 100. Why: two runs of the
-/// same build differ by more than one run's iterations vary, and only a run with several
-/// rounds shows that spread to `compare`.
+/// more than one placement in memory) untimed iterations run for at least `settle` and at
+/// least once (before the first round at least the budget's warm-up count), at most 100.
+/// Why: two runs of the same build differ by more than one run's iterations vary, and only a
+/// run with several rounds shows that spread to `compare`.
 pub fn run_rounds<S, E>(
     budget: &Budget,
     rounds: u32,
+    settle: Duration,
     state: &mut S,
     mut renew: impl FnMut(&mut S),
     mut iteration: impl FnMut(&mut S) -> Result<f64, E>,
@@ -66,10 +61,10 @@ pub fn run_rounds<S, E>(
         if r > 0 {
             renew(state);
         }
-        let settle = Instant::now();
-        let least = budget.warmup.max(1);
+        let started = Instant::now();
+        let least = if r == 0 { budget.warmup.max(1) } else { 1 };
         let mut n = 0;
-        while n < least || (settle.elapsed() < ROUND_SETTLE && n < 100) {
+        while n < least || (started.elapsed() < settle && n < 100) {
             iteration(state)?;
             n += 1;
         }
@@ -110,6 +105,7 @@ mod tests {
         let r = run_rounds::<_, ()>(
             &b,
             4,
+            Duration::from_millis(1),
             &mut state,
             |s| s.0 += 1,
             |s| {
@@ -130,13 +126,14 @@ mod tests {
             state.1
         );
         // One round is plain `run`.
-        let one = run_rounds::<_, ()>(&b, 1, &mut (), |_| {}, |_| Ok(1.0)).unwrap();
+        let one = run_rounds::<_, ()>(&b, 1, Duration::ZERO, &mut (), |_| {}, |_| Ok(1.0)).unwrap();
         assert_eq!(one.sizes, vec![10]);
         // An error ends the run.
         let mut n = 0;
         let e = run_rounds(
             &b,
             2,
+            Duration::ZERO,
             &mut n,
             |_| {},
             |n| {
