@@ -10,8 +10,8 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use common::{
-    accelprobe, fake_nrt, fixture, stderr, stdout, NRT_CONFIG_ENV, NRT_CORRUPT_ENV, NRT_ERRORS_ENV,
-    NRT_HANG_ENV,
+    accelprobe, bench_benchmarks, fake_nrt, fixture, neuron_bench, stderr, stdout, NRT_CONFIG_ENV,
+    NRT_CORRUPT_ENV, NRT_ERRORS_ENV, NRT_HANG_ENV,
 };
 use serde_json::Value;
 
@@ -29,32 +29,11 @@ fn root(name: &str) -> PathBuf {
 /// `accelprobe bench --no-cuda` on the fixture `tree` with the fake libnrt configured by
 /// `config`, as JSON.
 fn bench(tree: &str, config: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = accelprobe();
-    cmd.args([
-        "bench",
-        "--no-cuda",
-        "--nvml-lib",
-        "/nonexistent/libnvidia-ml.so.1",
-        "--format",
-        "json",
-    ])
-    .arg("--sysfs-root")
-    .arg(root(tree))
-    .arg("--neuron-lib")
-    .arg(fake_nrt())
-    .args(args)
-    .env(NRT_CONFIG_ENV, config);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("run accelprobe bench")
+    neuron_bench(&root(tree), config, args, env)
 }
 
 fn benchmarks(o: &Output) -> Vec<Value> {
-    assert!(!stderr(o).contains("panicked"), "stderr: {}", stderr(o));
-    let r: Value = serde_json::from_str(&stdout(o))
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", stdout(o), stderr(o)));
-    r["benchmarks"].as_array().unwrap().clone()
+    bench_benchmarks(o)
 }
 
 /// (device, kernel) of every benchmark, in order.

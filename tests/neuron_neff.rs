@@ -4,13 +4,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
 use common::{
-    accelprobe, fake_nrt, fixture, stderr, stdout, NRT_CONFIG_ENV, NRT_CORRUPT_ENV, NRT_ERRORS_ENV,
-    NRT_HANG_ENV,
+    accelprobe, bench_benchmarks, fixture, neuron_bench, stderr, stdout, NRT_CORRUPT_ENV,
+    NRT_ERRORS_ENV, NRT_HANG_ENV,
 };
 use serde_json::Value;
 
@@ -35,39 +35,14 @@ fn model() -> Model {
     Model { _dir: dir, neff, x }
 }
 
-fn bench(args: &[&str], extra: &[&Path], env: &[(&str, &str)]) -> Output {
-    let mut cmd = accelprobe();
-    cmd.args([
-        "bench",
-        "--no-cuda",
-        "--nvml-lib",
-        "/nonexistent/libnvidia-ml.so.1",
-        "--format",
-        "json",
-    ])
-    .arg("--sysfs-root")
-    .arg(fixture("neuron/inf2.xlarge"))
-    .arg("--neuron-lib")
-    .arg(fake_nrt())
-    .args(args)
-    .args(extra)
-    .env(NRT_CONFIG_ENV, INF2_XLARGE);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("run accelprobe bench")
+fn bench(args: &[&str], env: &[(&str, &str)]) -> Output {
+    neuron_bench(&fixture("neuron/inf2.xlarge"), INF2_XLARGE, args, env)
 }
 
 fn neff_benchmarks(o: &Output) -> Vec<Value> {
-    assert!(!stderr(o).contains("panicked"), "stderr: {}", stderr(o));
-    let r: Value = serde_json::from_str(&stdout(o))
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", stdout(o), stderr(o)));
-    r["benchmarks"]
-        .as_array()
-        .unwrap()
-        .iter()
+    bench_benchmarks(o)
+        .into_iter()
         .filter(|b| b["kernel"] == "neff")
-        .cloned()
         .collect()
 }
 
@@ -94,7 +69,6 @@ fn a_model_runs_on_every_core_with_latency_throughput_and_a_determinism_check() 
                 &input,
             ],
         ),
-        &[],
         &[],
     );
     assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
@@ -178,7 +152,7 @@ fn model_and_input_mistakes_are_named() {
         ),
     ];
     for (args, want) in at_run {
-        let o = bench(args, &[], &[]);
+        let o = bench(args, &[]);
         assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
         let b = &neff_benchmarks(&o)[0];
         let failure = b["correctness"]["failure"].as_str().unwrap();
@@ -187,7 +161,7 @@ fn model_and_input_mistakes_are_named() {
         assert_eq!(stderr(&o).trim().lines().count(), 1, "{}", stderr(&o));
     }
     assert!(
-        neff_benchmarks(&bench(&at_run[0].0, &[], &[]))[0]["correctness"]["failure"]
+        neff_benchmarks(&bench(&at_run[0].0, &[]))[0]["correctness"]["failure"]
             .as_str()
             .unwrap()
             .ends_with("the file has 3 bytes, the tensor takes 16")
@@ -210,7 +184,7 @@ fn model_and_input_mistakes_are_named() {
         ),
     ];
     for (args, want) in before {
-        let o = bench(args, &[], &[]);
+        let o = bench(args, &[]);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
         assert!(stderr(&o).contains(want), "{args:?}: {}", stderr(&o));
         assert!(stdout(&o).is_empty(), "{args:?}");
@@ -242,7 +216,6 @@ fn runtime_faults_fail_the_model_benchmark() {
     ] {
         let o = bench(
             &with_model(&m, &["--device", "neuron:0", "--kernel", "h2d"]),
-            &[],
             &[(NRT_ERRORS_ENV, rule)],
         );
         assert_eq!(o.status.code(), Some(1), "{rule}: {}", stderr(&o));
@@ -253,7 +226,6 @@ fn runtime_faults_fail_the_model_benchmark() {
     // A core that does not compute the same thing twice fails the check, naming the output.
     let o = bench(
         &with_model(&m, &["--device", "neuron:1", "--kernel", "h2d"]),
-        &[],
         &[(NRT_CORRUPT_ENV, "nrt_execute")],
     );
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
@@ -279,7 +251,6 @@ fn a_hung_execution_is_abandoned_and_named() {
             &m,
             &["--device", "neuron:0", "--kernel", "h2d", "--timeout", "1s"],
         ),
-        &[],
         &[(NRT_HANG_ENV, "nrt_execute=60000")],
     );
     // 1 s per call plus 3 × 1 s for an execution, not the minute the fake sleeps.

@@ -43,8 +43,37 @@ fn fresh<S: Clone>(s: &mut S) {
     *s = s.clone();
 }
 
-/// Time a GEMM whose inputs are stored as f16 or bf16 and widened to f32 in each iteration;
-/// returns the rounds and the output of the last one.
+/// Time a GEMM whose inputs are stored as `a_in`, `b_in` and converted to f32 by `convert`
+/// inside the timed region of each iteration (tf32 rounding, f16/bf16 widening); returns the
+/// rounds and the output of the last one.
+fn converted_gemm<T: Clone + Send + Sync>(
+    inputs: (Vec<T>, Vec<T>),
+    convert: impl Fn(&[T], &mut [f32]) + Sync + Copy,
+    budget: &Budget,
+    c: Vec<f32>,
+    gemm: impl Fn(&[f32], &[f32], &mut [f32]),
+) -> (Result<Rounds, ()>, Vec<f32>) {
+    let (aw, bw) = (vec![0.0f32; inputs.0.len()], vec![0.0f32; inputs.1.len()]);
+    let mut state = (inputs.0, inputs.1, aw, bw, c);
+    let r = timing::run_rounds(
+        budget,
+        ROUNDS,
+        GEMM_SETTLE,
+        &mut state,
+        fresh,
+        |(a_in, b_in, aw, bw, c)| {
+            c.fill(f32::NAN);
+            Ok(host_time(|| {
+                widen(a_in, aw, convert);
+                widen(b_in, bw, convert);
+                gemm(aw, bw, c);
+            }))
+        },
+    );
+    (r, state.4)
+}
+
+/// [`converted_gemm`] with inputs stored as f16 or bf16 and widened to f32.
 fn half_gemm<T: Copy + Send + Sync>(
     a: &[f32],
     b: &[f32],
@@ -58,24 +87,13 @@ where
 {
     let a16: Vec<T> = a.iter().map(|&x| narrow(x)).collect();
     let b16: Vec<T> = b.iter().map(|&x| narrow(x)).collect();
-    let (aw, bw) = (vec![0.0f32; a.len()], vec![0.0f32; b.len()]);
-    let mut state = (a16, b16, aw, bw, c);
-    let r = timing::run_rounds(
+    converted_gemm(
+        (a16, b16),
+        |s: &[T], d: &mut [f32]| s.convert_to_f32_slice(d),
         budget,
-        ROUNDS,
-        GEMM_SETTLE,
-        &mut state,
-        fresh,
-        |(a16, b16, aw, bw, c)| {
-            c.fill(f32::NAN);
-            Ok(host_time(|| {
-                widen(a16, aw, |s, d| s.convert_to_f32_slice(d));
-                widen(b16, bw, |s, d| s.convert_to_f32_slice(d));
-                gemm(aw, bw, c);
-            }))
-        },
-    );
-    (r, state.4)
+        c,
+        gemm,
+    )
 }
 
 /// What every CPU benchmark shares.
@@ -131,29 +149,12 @@ impl Cpu<'_> {
                 (r, state.2)
             }
             Dtype::Tf32 => {
-                let (ar, br) = (vec![0.0f32; a.len()], vec![0.0f32; b.len()]);
                 let round = |s: &[f32], d: &mut [f32]| {
                     for (x, y) in s.iter().zip(d) {
                         *y = round_tf32(*x);
                     }
                 };
-                let mut state = (a.clone(), b.clone(), ar, br, c);
-                let r = timing::run_rounds(
-                    budget,
-                    ROUNDS,
-                    GEMM_SETTLE,
-                    &mut state,
-                    fresh,
-                    |(a, b, ar, br, c)| {
-                        c.fill(f32::NAN);
-                        Ok(host_time(|| {
-                            widen(a, ar, round);
-                            widen(b, br, round);
-                            gemm(ar, br, c);
-                        }))
-                    },
-                );
-                (r, state.4)
+                converted_gemm((a.clone(), b.clone()), round, budget, c, gemm)
             }
             Dtype::F16 => half_gemm(&a, &b, f16::from_f32, budget, c, gemm),
             Dtype::Bf16 => half_gemm(&a, &b, bf16::from_f32, budget, c, gemm),

@@ -324,6 +324,43 @@ pub const NRT_HANG_ENV: &str = "ACCELPROBE_FAKE_NRT_HANG";
 /// Fake libnrt bit flips: `nrt_tensor_write,nrt_tensor_read`.
 pub const NRT_CORRUPT_ENV: &str = "ACCELPROBE_FAKE_NRT_CORRUPT";
 
+/// `accelprobe bench --no-cuda --format json` on the sysfs tree `root` with the fake libnrt
+/// configured by `config` (NVML kept out), plus `args` and `env`.
+pub fn neuron_bench(
+    root: &Path,
+    config: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> std::process::Output {
+    let mut cmd = accelprobe();
+    cmd.args([
+        "bench",
+        "--no-cuda",
+        "--nvml-lib",
+        "/nonexistent/libnvidia-ml.so.1",
+        "--format",
+        "json",
+    ])
+    .arg("--sysfs-root")
+    .arg(root)
+    .arg("--neuron-lib")
+    .arg(fake_nrt())
+    .args(args)
+    .env(NRT_CONFIG_ENV, config);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run accelprobe bench")
+}
+
+/// The `benchmarks[]` of a bench report on stdout, after checking nothing panicked.
+pub fn bench_benchmarks(o: &std::process::Output) -> Vec<serde_json::Value> {
+    assert!(!stderr(o).contains("panicked"), "stderr: {}", stderr(o));
+    let r: serde_json::Value = serde_json::from_str(&stdout(o))
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", stdout(o), stderr(o)));
+    r["benchmarks"].as_array().cloned().unwrap_or_default()
+}
+
 /// The fake Neuron runtime, built on first use in this process (like [`fakes`]): the full
 /// path of a copy named `libnrt.so.1` in `<target>/fakes/nrt-<pid>/` (not under `libs-<pid>`,
 /// which [`fakes`] recreates).
