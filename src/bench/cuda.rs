@@ -22,7 +22,7 @@ use super::check::{check_gemm, exact_compare, Gemm};
 use super::cpu::check_inference;
 use super::data::{gemm_inputs, Inputs};
 use super::inference::{Block, BlockShape};
-use super::timing::{self, Budget};
+use super::timing::{self, Budget, Rounds};
 use super::{finish, Injection, Measured};
 use crate::probe::guard::guarded;
 use crate::report::{Benchmark, Correctness, Dtype, Kernel, ProblemSize};
@@ -419,7 +419,24 @@ pub struct GpuJob<'a> {
     pub budget: Budget,
 }
 
+/// Rounds per GPU benchmark: consecutive slices of the time budget, with no fresh buffers (a
+/// device allocation per round would time the allocator), so that `compare` sees how the
+/// result moves during a run (clocks, other work on the device).
+pub const GPU_ROUNDS: u32 = 8;
+
 impl GpuJob<'_> {
+    /// [`timing::run_rounds`] over the job's budget, in [`GPU_ROUNDS`] rounds.
+    fn timed_rounds<E>(&self, mut iteration: impl FnMut() -> Result<f64, E>) -> Result<Rounds, E> {
+        timing::run_rounds(
+            &self.budget,
+            GPU_ROUNDS,
+            std::time::Duration::ZERO,
+            &mut (),
+            |_| {},
+            |_| iteration(),
+        )
+    }
+
     /// GEMM at `dtype`; `Err(note)` when this GPU has no kernel for the dtype.
     fn gemm_bench(
         &self,
@@ -445,19 +462,19 @@ impl GpuJob<'_> {
         } else {
             "accelprobe-ptx"
         };
-        let run = || -> R<(Vec<f64>, Vec<f32>)> {
+        let run = || -> R<(Rounds, Vec<f32>)> {
             let ops = gpu.upload_operands(dtype, &a, &b)?;
             let mut c = gpu.stream.alloc_zeros::<f32>(m * n)?;
             let samples = if use_cublas {
                 let handle = gpu.cublas_handle()?;
-                timing::run(&self.budget, || {
+                self.timed_rounds(|| {
                     gpu.fill_nan(&mut c)?;
                     gpu.timed(|| gpu.cublas_gemm(handle, dtype, (m, n, k), &ops, &mut c))
                 })?
             } else {
                 let (module, name) = gemm_kernel(dtype, gpu.cc)?;
                 let f = gpu.function(module, name)?;
-                timing::run(&self.budget, || {
+                self.timed_rounds(|| {
                     gpu.fill_nan(&mut c)?;
                     gpu.timed(|| gpu.launch_gemm(&f, (m, n, k), &ops, &mut c))
                 })?
@@ -468,7 +485,7 @@ impl GpuJob<'_> {
         let result = g(run);
         let (samples, mut c, failure) = match result {
             Ok((s, c)) => (s, c, None),
-            Err(e) => (Vec::new(), Vec::new(), Some(e)),
+            Err(e) => (Rounds::default(), Vec::new(), Some(e)),
         };
         let correctness = match &failure {
             Some(e) => Correctness::not_run(e.to_string()),
@@ -490,8 +507,8 @@ impl GpuJob<'_> {
                 ..ProblemSize::default()
             },
             warmup: self.budget.warmup,
-            rounds: Vec::new(),
-            samples,
+            rounds: samples.sizes,
+            samples: samples.samples,
             work: 2.0 * (m * n * k) as f64 / 1e12,
             unit: "TFLOP/s",
             peak: gpu.peak(Kernel::Gemm, Some(dtype)),
@@ -506,7 +523,7 @@ impl GpuJob<'_> {
         let words = n4 * 4;
         let mut inp = Inputs::new(self.seed);
         let src_host: Vec<u32> = (0..words).map(|_| inp.next_f32().to_bits() | 1).collect();
-        let run = || -> R<(Vec<f64>, Vec<u32>)> {
+        let run = || -> R<(Rounds, Vec<u32>)> {
             let f = gpu.function("copy", "copy_u32x4")?;
             let src = gpu.stream.clone_htod(&src_host)?;
             let mut dst = gpu.stream.alloc_zeros::<u32>(words)?;
@@ -518,7 +535,7 @@ impl GpuJob<'_> {
                 block_dim: (BLOCK_1D, 1, 1),
                 shared_mem_bytes: 0,
             };
-            let samples = timing::run(&self.budget, || {
+            let samples = self.timed_rounds(|| {
                 gpu.stream.memset_zeros(&mut dst)?;
                 gpu.timed(|| {
                     let mut b = gpu.stream.launch_builder(&f);
@@ -532,7 +549,7 @@ impl GpuJob<'_> {
         };
         let (samples, mut dst, failure) = match g(run) {
             Ok((s, d)) => (s, d, None),
-            Err(e) => (Vec::new(), Vec::new(), Some(e)),
+            Err(e) => (Rounds::default(), Vec::new(), Some(e)),
         };
         let correctness = match &failure {
             Some(e) => Correctness::not_run(e.to_string()),
@@ -553,8 +570,8 @@ impl GpuJob<'_> {
                 ..ProblemSize::default()
             },
             warmup: self.budget.warmup,
-            rounds: Vec::new(),
-            samples,
+            rounds: samples.sizes,
+            samples: samples.samples,
             work: 2.0 * moved as f64 / 1e9,
             unit: "GB/s",
             peak: gpu.peak(Kernel::Copy, None),
@@ -569,20 +586,20 @@ impl GpuJob<'_> {
         let mut inp = Inputs::new(self.seed);
         let data: Vec<u32> = (0..words).map(|_| inp.next_f32().to_bits() | 1).collect();
         let kernel = if to_device { Kernel::H2d } else { Kernel::D2h };
-        let run = || -> R<(Vec<f64>, Vec<u32>)> {
+        let run = || -> R<(Rounds, Vec<u32>)> {
             // SAFETY: plain (not write-combined) page-locked memory, filled before any read.
             let mut pinned = unsafe { gpu.ctx.alloc_pinned_with_flags::<u32>(words, 0) }?;
             let mut dev = gpu.stream.alloc_zeros::<u32>(words)?;
             if to_device {
                 pinned.as_mut_slice()?.copy_from_slice(&data);
-                let samples = timing::run(&self.budget, || {
+                let samples = self.timed_rounds(|| {
                     gpu.stream.memset_zeros(&mut dev)?;
                     gpu.timed(|| Ok(gpu.stream.memcpy_htod(&pinned, &mut dev)?))
                 })?;
                 Ok((samples, gpu.stream.clone_dtoh(&dev)?))
             } else {
                 gpu.stream.memcpy_htod(&data, &mut dev)?;
-                let samples = timing::run(&self.budget, || {
+                let samples = self.timed_rounds(|| {
                     pinned.as_mut_slice()?.fill(0);
                     gpu.timed(|| Ok(gpu.stream.memcpy_dtoh(&dev, &mut pinned)?))
                 })?;
@@ -595,7 +612,7 @@ impl GpuJob<'_> {
         };
         let (samples, mut got, failure) = match g(run) {
             Ok((s, d)) => (s, d, None),
-            Err(e) => (Vec::new(), Vec::new(), Some(e)),
+            Err(e) => (Rounds::default(), Vec::new(), Some(e)),
         };
         let correctness = match &failure {
             Some(e) => Correctness::not_run(e.to_string()),
@@ -616,8 +633,8 @@ impl GpuJob<'_> {
                 ..ProblemSize::default()
             },
             warmup: self.budget.warmup,
-            rounds: Vec::new(),
-            samples,
+            rounds: samples.sizes,
+            samples: samples.samples,
             work: moved as f64 / 1e9,
             unit: "GB/s",
             peak: gpu.peak(kernel, None),
@@ -635,11 +652,11 @@ impl GpuJob<'_> {
     ) -> Result<Benchmark, String> {
         gemm_kernel(dtype, gpu.cc).map_err(|e| format!("{}: inference {e}", gpu.device()))?;
         let blk = Block::random(shape, dtype, self.seed);
-        let run = || -> R<(Vec<f64>, Vec<f32>)> {
+        let run = || -> R<(Rounds, Vec<f32>)> {
             let mut ops = CudaOps::new(gpu, dtype)?;
             let weights = block::upload(&mut ops, &blk)?;
             let mut scratch = block::scratch(&mut ops, &blk)?;
-            let samples = timing::run(&self.budget, || {
+            let samples = self.timed_rounds(|| {
                 ops.gpu.fill_nan(&mut scratch.y)?;
                 let start = ops
                     .gpu
@@ -657,7 +674,7 @@ impl GpuJob<'_> {
         };
         let (samples, mut out, failure) = match g(run) {
             Ok((s, y)) => (s, y, None),
-            Err(e) => (Vec::new(), Vec::new(), Some(e)),
+            Err(e) => (Rounds::default(), Vec::new(), Some(e)),
         };
         let correctness = match &failure {
             Some(e) => Correctness::not_run(e.to_string()),
@@ -674,8 +691,8 @@ impl GpuJob<'_> {
             implementation: "accelprobe-ptx".into(),
             size: shape.size(),
             warmup: self.budget.warmup,
-            rounds: Vec::new(),
-            samples,
+            rounds: samples.sizes,
+            samples: samples.samples,
             work: shape.tokens as f64,
             unit: "tokens/s",
             peak: None,
