@@ -225,7 +225,13 @@ pub fn verify(args: &VerifyArgs) -> Result<Outcome, Error> {
     let (note, exit_code) = if verdict.passed {
         (None, EXIT_OK)
     } else {
-        let failed: Vec<&str> = verdict.failures().map(|c| c.id.as_str()).collect();
+        // One id per failing check, once (per-device checks share an id).
+        let mut failed: Vec<&str> = Vec::new();
+        for c in verdict.failures() {
+            if !failed.contains(&c.id.as_str()) {
+                failed.push(c.id.as_str());
+            }
+        }
         let first = verdict
             .failures()
             .next()

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{accelprobe, fixture, stdout};
+use common::{accelprobe, fixture, stderr, stdout};
 use serde_json::{json, Value};
 
 /// A report of this machine (no accelerators) turned into a trn1.32xlarge with `devices`
@@ -270,14 +270,20 @@ fn probed_trn1_fixtures_pass_and_the_faulty_one_fails_at_neuron_count() {
             .output()
             .unwrap();
         let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
-        (o.status.code(), v)
+        (o.status.code(), v, stderr(&o))
     };
-    let (code, v) = run("trn1.32xlarge");
+    let (code, v, _) = run("trn1.32xlarge");
     assert_eq!(code, Some(0), "{v}");
     assert_eq!(statuses(&v, "neuron.count"), ["pass"]);
     assert_eq!(statuses(&v, "neuron.cores"), ["pass"]);
-    let (code, v) = run("trn1-faulty");
+    let (code, v, err) = run("trn1-faulty");
     assert_eq!(code, Some(1));
+    // The one-line summary names each failing check once, the first failure's message after.
+    assert_eq!(
+        err.trim(),
+        "accelprobe: verdict FAIL: neuron.count, health.neuron_errors (the workload requests 16 \
+         Neuron device(s), 15 found; missing: neuron7)"
+    );
     let m = message(&v, "neuron.count");
     assert_eq!(
         m,
