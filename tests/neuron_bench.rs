@@ -88,6 +88,18 @@ fn quick_profile_on_neuron_0_gives_checked_h2d_and_d2h() {
         assert_eq!(b["size"]["bytes"], 64u64 << 20);
         assert_eq!(b["warmup_iterations"], 3);
         assert!(b["iterations"].as_u64().unwrap() >= 10);
+        // In 8 consecutive rounds that add up to the iterations.
+        let rounds: Vec<u64> = b["rounds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_u64().unwrap())
+            .collect();
+        assert_eq!(rounds.len(), 8, "{b}");
+        assert_eq!(
+            rounds.iter().sum::<u64>(),
+            b["iterations"].as_u64().unwrap()
+        );
         assert!(b["correctness"]["elements_checked"].as_u64().unwrap() == 16 << 20);
         // The catalog has no host-link figure for Inferentia2: no peak, and a note says so.
         assert!(

@@ -419,22 +419,10 @@ pub struct GpuJob<'a> {
     pub budget: Budget,
 }
 
-/// Rounds per GPU benchmark: consecutive slices of the time budget, with no fresh buffers (a
-/// device allocation per round would time the allocator), so that `compare` sees how the
-/// result moves during a run (clocks, other work on the device).
-pub const GPU_ROUNDS: u32 = 8;
-
 impl GpuJob<'_> {
-    /// [`timing::run_rounds`] over the job's budget, in [`GPU_ROUNDS`] rounds.
-    fn timed_rounds<E>(&self, mut iteration: impl FnMut() -> Result<f64, E>) -> Result<Rounds, E> {
-        timing::run_rounds(
-            &self.budget,
-            GPU_ROUNDS,
-            std::time::Duration::ZERO,
-            &mut (),
-            |_| {},
-            |_| iteration(),
-        )
+    /// The job's budget in [`timing::DEVICE_ROUNDS`] consecutive rounds.
+    fn timed_rounds<E>(&self, iteration: impl FnMut() -> Result<f64, E>) -> Result<Rounds, E> {
+        timing::consecutive_rounds(&self.budget, timing::DEVICE_ROUNDS, iteration)
     }
 
     /// GEMM at `dtype`; `Err(note)` when this GPU has no kernel for the dtype.

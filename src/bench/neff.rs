@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::neuron::{device, Found, Job, Tensor};
-use super::timing::{self, host_time};
+use super::timing::{self, host_time, Rounds};
 use super::{finish, Measured};
 use crate::probe::guard::Slot;
 use crate::probe::neuron::{call_nrt, call_nrt_void, CallFailure};
@@ -416,7 +416,7 @@ fn match_inputs(tensors: &[TensorInfo], model: &NeffModel) -> Result<(), String>
 
 /// What one model run produced.
 struct Run {
-    samples: Vec<f64>,
+    samples: Rounds,
     correctness: Correctness,
     io_bytes: u64,
     notes: Vec<String>,
@@ -486,7 +486,7 @@ fn run_model(
     };
     execute().map_err(call)?;
     let first = read_outputs().map_err(call)?;
-    let samples = timing::run(&job.plan.budget, || {
+    let samples = timing::consecutive_rounds(&job.plan.budget, timing::DEVICE_ROUNDS, || {
         let mut r = Ok(());
         let t = host_time(|| r = execute());
         r.map(|()| t)
@@ -580,7 +580,7 @@ pub(super) fn execute(
     let (samples, correctness, io_bytes, notes) = match run_model(lib, slot, nc, model, job) {
         Ok(r) => (r.samples, r.correctness, Some(r.io_bytes), r.notes),
         Err(why) => (
-            Vec::new(),
+            Rounds::default(),
             Correctness::not_run(why),
             None,
             vec![format!("model {}", model.path.display())],
@@ -598,8 +598,8 @@ pub(super) fn execute(
             ..ProblemSize::default()
         },
         warmup: job.plan.budget.warmup,
-        rounds: Vec::new(),
-        samples,
+        rounds: samples.sizes,
+        samples: samples.samples,
         work: 1.0,
         unit: "exec/s",
         peak: None,

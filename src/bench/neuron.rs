@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use super::check::exact_compare;
 use super::data::Inputs;
 use super::neff::{self, NeffModel};
-use super::timing::{self, host_time};
+use super::timing::{self, host_time, Rounds, DEVICE_ROUNDS};
 use super::{finish, not_run, BenchOutcome, Injection, Measured, Plan, Progress};
 use crate::probe::guard::{spawn_worker, Slot};
 use crate::probe::neuron::{
@@ -397,7 +397,7 @@ fn transfer(
     let data: Vec<u32> = (0..words).map(|_| inp.next_f32().to_bits() | 1).collect();
     let mut back = vec![0u32; words];
     let budget = job.plan.budget;
-    let run = |back: &mut Vec<u32>| -> Result<Vec<f64>, CallFailure> {
+    let run = |back: &mut Vec<u32>| -> Result<Rounds, CallFailure> {
         let name = match kernel {
             Kernel::D2h => c"accelprobe-d2h",
             _ => c"accelprobe-h2d",
@@ -406,7 +406,7 @@ fn transfer(
         if kernel == Kernel::H2d {
             // Zeros first, so data that never arrives fails the check.
             tensor.write(back)?;
-            let samples = timing::run(&budget, || {
+            let samples = timing::consecutive_rounds(&budget, DEVICE_ROUNDS, || {
                 let mut r = Ok(());
                 let t = host_time(|| r = tensor.write(&data));
                 r.map(|()| t)
@@ -415,7 +415,7 @@ fn transfer(
             Ok(samples)
         } else {
             tensor.write(&data)?;
-            timing::run(&budget, || {
+            timing::consecutive_rounds(&budget, DEVICE_ROUNDS, || {
                 slot.enter("zero the host buffer", Some(nc));
                 back.fill(0);
                 let mut r = Ok(());
@@ -437,7 +437,7 @@ fn transfer(
             };
             (samples, exact_compare(&back, &data, method))
         }
-        Err(e) => (Vec::new(), Correctness::not_run(e.message)),
+        Err(e) => (Rounds::default(), Correctness::not_run(e.message)),
     };
     let peak = name.as_deref().and_then(|n| {
         crate::verify::catalog::Catalog::builtin()
@@ -463,8 +463,8 @@ fn transfer(
             ..ProblemSize::default()
         },
         warmup: budget.warmup,
-        rounds: Vec::new(),
-        samples,
+        rounds: samples.sizes,
+        samples: samples.samples,
         work: bytes as f64 / 1e9,
         unit: "GB/s",
         peak,

@@ -81,6 +81,28 @@ pub fn run_rounds<S, E>(
     Ok(out)
 }
 
+/// Rounds per accelerator benchmark (CUDA, Neuron): consecutive slices of the time budget on
+/// the same buffers (a device allocation per round would time the allocator), so that
+/// `compare` sees how the result moves during a run (clocks, other work on the device).
+pub const DEVICE_ROUNDS: u32 = 8;
+
+/// [`run_rounds`] with nothing to renew and no settle time: the budget cut into `rounds`
+/// consecutive rounds, one untimed iteration before each after the first.
+pub fn consecutive_rounds<E>(
+    budget: &Budget,
+    rounds: u32,
+    mut iteration: impl FnMut() -> Result<f64, E>,
+) -> Result<Rounds, E> {
+    run_rounds(
+        budget,
+        rounds,
+        Duration::ZERO,
+        &mut (),
+        |_| {},
+        |_| iteration(),
+    )
+}
+
 /// Time a host-side closure.
 pub fn host_time(f: impl FnOnce()) -> f64 {
     let t = Instant::now();

@@ -179,8 +179,8 @@ pub struct Benchmark {
     /// How the timed iterations were grouped: the sizes of consecutive runs of `samples_s`,
     /// one per round. A CPU benchmark runs in rounds, each with freshly allocated buffers and
     /// its own warm-up, so that one run samples the machine's placement and drift noise and
-    /// `compare` can see it (it resamples rounds, then iterations); a CUDA benchmark in
-    /// consecutive rounds on the same buffers. Empty: one round (Neuron, older reports).
+    /// `compare` can see it (it resamples rounds, then iterations); CUDA and Neuron benchmarks
+    /// in consecutive rounds on the same buffers. Empty: one round (older reports).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rounds: Vec<u32>,
     /// Every timed iteration, in seconds, in the order they ran.
