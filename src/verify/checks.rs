@@ -125,11 +125,6 @@ fn listing_problem(i: &Inputs<'_>) -> Option<&'static str> {
             .is_some_and(|r| r.status == RuntimeStatus::Loaded)
     };
     match i.req.vendor.as_ref().map(|v| v.value) {
-        // Neuron devices are listed from sysfs, with or without the runtime library.
-        Some(Vendor::Neuron) if i.report.runtime(RuntimeKind::Neuron).is_none() => Some(
-            "the report has no Neuron probe (written by an older accelprobe, or with --no-neuron)",
-        ),
-        Some(Vendor::Neuron) => None,
         _ if !loaded(RuntimeKind::Nvml) && !loaded(RuntimeKind::Cuda) => {
             Some("neither NVML nor CUDA could list the GPUs")
         }
@@ -262,14 +257,7 @@ fn gpu_model(i: &Inputs<'_>) -> Vec<Check> {
 
 fn gpu_count(i: &Inputs<'_>) -> Vec<Check> {
     if neuron::wanted(i) {
-        return vec![check(
-            "gpu.count",
-            Status::Skip,
-            None,
-            None,
-            "a Neuron node: see neuron.count".into(),
-            &[],
-        )];
+        return neuron::skip("gpu.count", "a Neuron node: see neuron.count");
     }
     let n = accelerators(i).len() as u32;
     let problem = listing_problem(i);
@@ -323,14 +311,7 @@ fn gpu_count(i: &Inputs<'_>) -> Vec<Check> {
 
 fn gpu_memory(i: &Inputs<'_>) -> Vec<Check> {
     if neuron::wanted(i) {
-        return vec![check(
-            "gpu.memory",
-            Status::Skip,
-            None,
-            None,
-            "a Neuron node: see neuron.memory".into(),
-            &[],
-        )];
+        return neuron::skip("gpu.memory", "a Neuron node: see neuron.memory");
     }
     let Some(req) = &i.req.min_memory_mib else {
         return vec![check(
@@ -749,16 +730,33 @@ fn health_pcie_link(i: &Inputs<'_>) -> Vec<Check> {
     out
 }
 
-/// The best throughput per GPU for a kernel and dtype (own kernels and libraries alike).
+/// Which devices a performance check looks at: their id prefix and what to call them.
+#[derive(Clone, Copy)]
+pub(super) struct Devices {
+    prefix: &'static str,
+    noun: &'static str,
+}
+
+const GPUS: Devices = Devices {
+    prefix: "cuda:",
+    noun: "GPU",
+};
+pub(super) const NEURON_CORES: Devices = Devices {
+    prefix: "neuron:",
+    noun: "Neuron",
+};
+
+/// The best throughput per device for a kernel and dtype (own kernels and libraries alike).
 fn best_per_device(
     benches: &[Benchmark],
     kernel: Kernel,
     dtype: Option<Dtype>,
+    devices: Devices,
 ) -> BTreeMap<&str, &Benchmark> {
     let mut best: BTreeMap<&str, &Benchmark> = BTreeMap::new();
     for b in benches
         .iter()
-        .filter(|b| b.kernel == kernel && b.dtype == dtype && b.device.starts_with("cuda:"))
+        .filter(|b| b.kernel == kernel && b.dtype == dtype && b.device.starts_with(devices.prefix))
     {
         let e = best.entry(b.device.as_str()).or_insert(b);
         if b.throughput.value > e.throughput.value {
@@ -771,12 +769,12 @@ fn best_per_device(
 fn perf_floor(
     i: &Inputs<'_>,
     id: &str,
-    kernel: Kernel,
-    dtype: Option<Dtype>,
+    (kernel, dtype, devices): (Kernel, Option<Dtype>, Devices),
     floor: Option<&Sourced<f64>>,
     unit: &str,
 ) -> Vec<Check> {
-    let best = best_per_device(&i.report.benchmarks, kernel, dtype);
+    let noun = devices.noun;
+    let best = best_per_device(&i.report.benchmarks, kernel, dtype, devices);
     if best.is_empty() {
         // The catalog's floors apply when the report carries benchmarks; a floor someone
         // asked for explicitly must be measured.
@@ -787,10 +785,10 @@ fn perf_floor(
         });
         let why = match floor {
             Some(f) if explicit.is_none() => format!(
-                "the report has no GPU benchmark; the catalog floor {:.1} {unit} applies when it has one (accelprobe bench)",
+                "the report has no {noun} benchmark; the catalog floor {:.1} {unit} applies when it has one (accelprobe bench)",
                 f.value
             ),
-            _ => "the report has no GPU benchmark for it (run accelprobe bench)".to_string(),
+            _ => format!("the report has no {noun} benchmark for it (run accelprobe bench)"),
         };
         return cannot_run(
             id,
@@ -853,8 +851,7 @@ fn perf_gemm(i: &Inputs<'_>, dtype: Dtype) -> Vec<Check> {
     perf_floor(
         i,
         &id,
-        Kernel::Gemm,
-        Some(dtype),
+        (Kernel::Gemm, Some(dtype), GPUS),
         i.req.min_tflops.get(&dtype),
         "TFLOP/s",
     )
@@ -864,8 +861,7 @@ fn perf_copy(i: &Inputs<'_>) -> Vec<Check> {
     perf_floor(
         i,
         "perf.copy",
-        Kernel::Copy,
-        None,
+        (Kernel::Copy, None, GPUS),
         i.req.min_copy_gbps.as_ref(),
         "GB/s",
     )
@@ -873,32 +869,18 @@ fn perf_copy(i: &Inputs<'_>) -> Vec<Check> {
 
 fn perf_h2d(i: &Inputs<'_>) -> Vec<Check> {
     if neuron::wanted(i) {
-        return vec![check(
-            "perf.h2d",
-            Status::Skip,
-            None,
-            None,
-            "a Neuron node: see perf.neuron.h2d".into(),
-            &[],
-        )];
+        return neuron::skip("perf.h2d", "a Neuron node: see perf.neuron.h2d");
     }
-    let mut out = perf_floor(
-        i,
-        "perf.h2d",
-        Kernel::H2d,
-        None,
-        i.req.min_transfer_gbps.as_ref(),
-        "GB/s",
-    );
-    if !best_per_device(&i.report.benchmarks, Kernel::D2h, None).is_empty() {
-        let d2h = perf_floor(
-            i,
-            "perf.h2d",
-            Kernel::D2h,
-            None,
-            i.req.min_transfer_gbps.as_ref(),
-            "GB/s",
-        );
+    perf_transfer(i, "perf.h2d", GPUS)
+}
+
+/// Host-to-device copies against the transfer floor, and device-to-host ones when the
+/// report has them, per device of `devices`.
+pub(super) fn perf_transfer(i: &Inputs<'_>, id: &str, devices: Devices) -> Vec<Check> {
+    let floor = i.req.min_transfer_gbps.as_ref();
+    let mut out = perf_floor(i, id, (Kernel::H2d, None, devices), floor, "GB/s");
+    if !best_per_device(&i.report.benchmarks, Kernel::D2h, None, devices).is_empty() {
+        let d2h = perf_floor(i, id, (Kernel::D2h, None, devices), floor, "GB/s");
         out.extend(d2h.into_iter().map(|mut c| {
             c.message = format!("device-to-host {}", c.message);
             c

@@ -6,14 +6,14 @@
 use super::checks::{cannot_run, check, Inputs};
 use super::requirements::Sourced;
 use super::verdict::{Check, Status};
-use crate::report::{Device, Kernel, Report, RuntimeKind, RuntimeStatus, Vendor};
+use crate::report::{Device, Report, RuntimeKind, RuntimeStatus, Vendor};
 
 /// Whether the requirements want Neuron accelerators.
 pub(super) fn wanted(i: &Inputs<'_>) -> bool {
     i.req.vendor.as_ref().map(|v| v.value) == Some(Vendor::Neuron)
 }
 
-fn skip(id: &str, why: &str) -> Vec<Check> {
+pub(super) fn skip(id: &str, why: &str) -> Vec<Check> {
     vec![check(id, Status::Skip, None, None, why.to_string(), &[])]
 }
 
@@ -396,54 +396,5 @@ pub(super) fn perf_neuron_h2d(i: &Inputs<'_>) -> Vec<Check> {
     if !wanted(i) {
         return skip("perf.neuron.h2d", NOT_NEURON);
     }
-    let floor = i.req.min_transfer_gbps.as_ref();
-    let benches: Vec<_> = i
-        .report
-        .benchmarks
-        .iter()
-        .filter(|b| {
-            b.device.starts_with("neuron:") && matches!(b.kernel, Kernel::H2d | Kernel::D2h)
-        })
-        .collect();
-    if benches.is_empty() {
-        return cannot_run(
-            "perf.neuron.h2d",
-            floor,
-            floor.map(|f| format!(">= {:.1} GB/s", f.value)),
-            "the report has no Neuron host-device benchmark",
-        );
-    }
-    benches
-        .iter()
-        .map(|b| {
-            let v = b.throughput.value;
-            let (status, expected) = match floor {
-                Some(f) if b.correctness.passed && v >= f.value => {
-                    (Status::Pass, Some(format!(">= {:.1} GB/s", f.value)))
-                }
-                Some(f) => (Status::Fail, Some(format!(">= {:.1} GB/s", f.value))),
-                None if b.correctness.passed => (Status::Pass, None),
-                None => (Status::Fail, None),
-            };
-            let mut c = check(
-                "perf.neuron.h2d",
-                status,
-                expected,
-                Some(format!("{v:.1} GB/s")),
-                format!(
-                    "{} {} {v:.1} GB/s{}",
-                    b.device,
-                    b.kernel.as_str(),
-                    if b.correctness.passed {
-                        ""
-                    } else {
-                        ", data did not survive the round trip"
-                    }
-                ),
-                floor.map(|f| f.sources.as_slice()).unwrap_or(&[]),
-            );
-            c.device = Some(b.device.clone());
-            c
-        })
-        .collect()
+    super::checks::perf_transfer(i, "perf.neuron.h2d", super::checks::NEURON_CORES)
 }
