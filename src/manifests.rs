@@ -7,8 +7,6 @@ use crate::verify::catalog::{Catalog, Family, Model, Vendor};
 
 /// Where Jobs and the collector live.
 pub const NAMESPACE: &str = "accelprobe";
-/// The startup taint the collector lifts from nodes that pass.
-pub const STARTUP_TAINT: &str = "accelprobe.io/unverified";
 /// The Secret holding the collector's bearer token (key `token`).
 pub const TOKEN_SECRET: &str = "accelprobe-token";
 

@@ -127,7 +127,7 @@ mod tests {
         let r = run_rounds::<_, ()>(
             &b,
             4,
-            Duration::from_millis(1),
+            Duration::ZERO,
             &mut state,
             |s| s.0 += 1,
             |s| {
@@ -141,12 +141,25 @@ mod tests {
         assert_eq!(r.samples[..3], [0.0; 3]);
         assert_eq!(r.samples[9..], [3.0; 3]);
         assert_eq!(state.0, 3, "renewed before every round but the first");
-        // Before every round at least the 3 warm-up iterations (at most 100), for ROUND_SETTLE.
-        assert!(
-            (12 + 4 * 3..=12 + 4 * 100).contains(&state.1),
-            "{}",
-            state.1
-        );
+        // No settle time: the 3 warm-up iterations before the first round, one before each
+        // later one, and the 12 timed ones.
+        assert_eq!(state.1, 3 + 3 + 12);
+        // A settle time longer than the iterations take: the cap of 100 per round.
+        let mut calls = 0u32;
+        let r = run_rounds::<_, ()>(
+            &b,
+            2,
+            Duration::from_secs(60),
+            &mut calls,
+            |_| {},
+            |c| {
+                *c += 1;
+                Ok(1.0)
+            },
+        )
+        .unwrap();
+        assert_eq!(r.sizes, vec![5, 5]);
+        assert_eq!(calls, 2 * 100 + 10);
         // One round is plain `run`.
         let one = run_rounds::<_, ()>(&b, 1, Duration::ZERO, &mut (), |_| {}, |_| Ok(1.0)).unwrap();
         assert_eq!(one.sizes, vec![10]);

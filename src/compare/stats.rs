@@ -285,8 +285,12 @@ mod tests {
         assert!(width(a) < 1.6 * width(b), "{a:?} vs {b:?}");
         // Empty rounds are ignored.
         let mut with_empty = base.clone();
-        with_empty.push(Vec::new());
-        assert!(bootstrap_ratio_of_medians(&with_empty, &cur, 100, 0.95, 5).is_some());
+        with_empty.insert(3, Vec::new());
+        with_empty.push(vec![f64::NAN, 0.0]);
+        assert_eq!(
+            bootstrap_ratio_of_medians(&with_empty, &cur, 100, 0.95, 5),
+            bootstrap_ratio_of_medians(&base, &cur, 100, 0.95, 5)
+        );
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! comments; the test suite parses it and validates it against the Kubernetes and Karpenter
 //! schemas.
 
-use crate::manifests::{Plan, NAMESPACE, STARTUP_TAINT, TOKEN_SECRET};
+use crate::manifests::{Plan, NAMESPACE, TOKEN_SECRET};
+// The taint the collector lifts: one constant, so the two cannot drift apart.
+use crate::serve::gate::STARTUP_TAINT_KEY as STARTUP_TAINT;
 use crate::verify::catalog::Vendor;
 
 /// `["a", "b"]` for YAML flow sequences.
