@@ -264,20 +264,13 @@ impl Cpu<'_> {
         let mut out = Vec::new();
         // Rounds without fresh buffers: the block's weights live in `ops`; the rounds still
         // spread the run over time.
-        let rounds = timing::run_rounds::<_, ()>(
-            budget,
-            ROUNDS,
-            Duration::ZERO,
-            &mut scratch,
-            |_| {},
-            |scratch| {
-                scratch.y.fill(f32::NAN);
-                Ok(host_time(|| {
-                    let Ok(y) = block::forward(&mut ops, &blk, &weights, scratch);
-                    out.clone_from(y);
-                }))
-            },
-        )
+        let rounds = timing::consecutive_rounds::<()>(budget, ROUNDS, || {
+            scratch.y.fill(f32::NAN);
+            Ok(host_time(|| {
+                let Ok(y) = block::forward(&mut ops, &blk, &weights, &mut scratch);
+                out.clone_from(y);
+            }))
+        })
         .unwrap_or_default();
         self.injection.corrupt_f32(Kernel::Inference, &mut out);
         let correctness = check_inference(&blk, &out, threads);

@@ -29,6 +29,7 @@ use std::ffi::{c_char, c_int, c_void, CString};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::check::exact_compare;
 use super::neuron::{device, Found, Job, Tensor};
 use super::timing::{self, host_time, Rounds};
 use super::{finish, Measured};
@@ -526,46 +527,32 @@ fn run_model(
 fn determinism(first: &[u8], last: &[u8], outputs: &[&TensorInfo]) -> Correctness {
     let method = "outputs of the first execution read back and compared byte for byte with \
                   those after the last timed execution (same inputs, so they must not change)";
-    let differing =
-        first.iter().zip(last).filter(|(a, b)| a != b).count() + first.len().abs_diff(last.len());
-    let failure = first
-        .iter()
-        .zip(last)
-        .position(|(a, b)| a != b)
-        .map(|at| {
-            let mut offset = at;
-            let mut tensor = "?";
-            for t in outputs {
-                if offset < t.size {
-                    tensor = &t.name;
-                    break;
-                }
-                offset -= t.size;
+    let mut c = exact_compare(last, first, method);
+    // Name the output tensor and byte instead of the word index.
+    if let Some(at) = first.iter().zip(last).position(|(a, b)| a != b) {
+        let differing = first.iter().zip(last).filter(|(a, b)| a != b).count();
+        let (mut offset, mut tensor) = (at, "?");
+        for t in outputs {
+            if offset < t.size {
+                tensor = &t.name;
+                break;
             }
-            format!(
-                "{differing} of {} output bytes changed between the first and the last \
-                 execution, first at byte {offset} of output {tensor}: the NeuronCore does not \
-                 compute the same result twice",
-                first.len()
-            )
-        })
-        .or_else(|| {
-            (differing > 0).then(|| {
-                format!(
-                    "{} output bytes after the first execution, {} after the last",
-                    first.len(),
-                    last.len()
-                )
-            })
-        });
-    Correctness {
-        passed: failure.is_none(),
-        max_rel_error: Some(if failure.is_none() { 0.0 } else { 1.0 }),
-        bound: 0.0,
-        method: method.to_string(),
-        elements_checked: first.len() as u64,
-        failure,
+            offset -= t.size;
+        }
+        c.failure = Some(format!(
+            "{differing} of {} output bytes changed between the first and the last execution, \
+             first at byte {offset} of output {tensor}: the NeuronCore does not compute the \
+             same result twice",
+            first.len()
+        ));
+    } else if !c.passed {
+        c.failure = Some(format!(
+            "{} output bytes after the first execution, {} after the last",
+            first.len(),
+            last.len()
+        ));
     }
+    c
 }
 
 /// One `neff` benchmark on NeuronCore `nc`.

@@ -205,6 +205,17 @@ mod tests {
         assert!(b.metrics[0].rounds.is_empty());
         let run = crate::compare::Run::from_baseline(&b, "v1.json");
         assert_eq!(run.metrics[0].rounds, vec![vec![1.0, 2.0, 3.0]]);
+        // A metric without one usable sample is left out and named, as for reports.
+        let mut bad = b.clone();
+        bad.metrics[0].samples_s = vec![0.0, f64::NAN];
+        let run = crate::compare::Run::from_baseline(&bad, "bad.json");
+        assert!(run.metrics.is_empty());
+        assert_eq!(run.skipped.len(), 1);
+        assert!(
+            run.skipped[0].ends_with("no usable samples in the baseline"),
+            "{:?}",
+            run.skipped
+        );
         let newer = serde_json::json!({"kind": "accelprobe-baseline", "baseline_version": 3});
         assert!(matches!(
             Baseline::from_json_value(newer),

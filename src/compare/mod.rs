@@ -169,15 +169,7 @@ impl Run {
                 .map(|d| format!(" {}", d.as_str()))
                 .unwrap_or_default();
             let what = format!("{}{dtype} on {}", b.kernel.as_str(), b.device);
-            let rounds: Vec<Vec<f64>> = split_rounds(&b.samples_s, &b.rounds)
-                .into_iter()
-                .map(|r| {
-                    r.into_iter()
-                        .filter(|x| x.is_finite() && *x > 0.0)
-                        .collect::<Vec<f64>>()
-                })
-                .filter(|r| !r.is_empty())
-                .collect();
+            let rounds = stats::clean_rounds(&split_rounds(&b.samples_s, &b.rounds));
             let work = b.throughput.value * b.stats.median_s;
             if !b.correctness.passed {
                 skipped.push(format!("{what}: failed its correctness check"));
@@ -225,6 +217,26 @@ impl Run {
 
     /// The metrics of a baseline file.
     pub fn from_baseline(b: &Baseline, source: &str) -> Run {
+        let (metrics, empty): (Vec<Metric>, Vec<Metric>) = b
+            .metrics
+            .iter()
+            .map(|m| Metric {
+                key: MetricKey {
+                    kernel: m.kernel.as_str().to_string(),
+                    dtype: m.dtype.map(|d| d.as_str().to_string()),
+                    device_model: m.device_model.clone(),
+                    size: size_text(&m.size),
+                    implementation: m.implementation.clone(),
+                },
+                kernel: m.kernel,
+                dtype: m.dtype,
+                size: m.size.clone(),
+                unit: m.unit.clone(),
+                work: m.work_per_iteration,
+                devices: m.devices.clone(),
+                rounds: stats::clean_rounds(&split_rounds(&m.samples_s, &m.rounds)),
+            })
+            .partition(|m| !m.rounds.is_empty() && m.work.is_finite() && m.work > 0.0);
         Run {
             source: source.to_string(),
             kind: "baseline",
@@ -233,27 +245,11 @@ impl Run {
             driver_version: b.driver_version.clone(),
             cuda_version: b.cuda_version.clone(),
             created_at: b.report_created_at.clone(),
-            metrics: b
-                .metrics
+            metrics,
+            skipped: empty
                 .iter()
-                .map(|m| Metric {
-                    key: MetricKey {
-                        kernel: m.kernel.as_str().to_string(),
-                        dtype: m.dtype.map(|d| d.as_str().to_string()),
-                        device_model: m.device_model.clone(),
-                        size: size_text(&m.size),
-                        implementation: m.implementation.clone(),
-                    },
-                    kernel: m.kernel,
-                    dtype: m.dtype,
-                    size: m.size.clone(),
-                    unit: m.unit.clone(),
-                    work: m.work_per_iteration,
-                    devices: m.devices.clone(),
-                    rounds: split_rounds(&m.samples_s, &m.rounds),
-                })
+                .map(|m| format!("{}: no usable samples in the baseline", m.key))
                 .collect(),
-            skipped: Vec::new(),
         }
     }
 

@@ -86,7 +86,7 @@ pub struct Interval {
 }
 
 /// One side's samples in rounds, without non-positive or non-finite values and empty rounds.
-fn clean_rounds(rounds: &[Vec<f64>]) -> Vec<Vec<f64>> {
+pub fn clean_rounds(rounds: &[Vec<f64>]) -> Vec<Vec<f64>> {
     rounds
         .iter()
         .map(|r| {

@@ -467,8 +467,8 @@ fn non_empty(rel: &str) -> impl Fn(String) -> Result<String, Miss> + '_ {
 /// Device memory in use by one core: the sum over the driver's categories of their `total`
 /// (the current usage; `present` is the last change), else `device_mem/total` itself.
 fn core_memory(core_dir: &Path) -> Result<u64, Miss> {
-    let base = core_dir.join("stats/memory_usage/device_mem");
-    let entries = match std::fs::read_dir(&base) {
+    const DIR: &str = "stats/memory_usage/device_mem";
+    let entries = match std::fs::read_dir(core_dir.join(DIR)) {
         Ok(e) => e,
         Err(e) if e.kind() == IoKind::NotFound => {
             return Err(Miss::Missing(
@@ -481,26 +481,19 @@ fn core_memory(core_dir: &Path) -> Result<u64, Miss> {
             )))
         }
     };
-    let mut categories: Vec<PathBuf> = entries
+    let mut categories: Vec<String> = entries
         .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.is_dir())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     categories.sort();
     if categories.is_empty() {
-        return read_parsed(&base, "total", parse_count);
+        return read_parsed(core_dir, &format!("{DIR}/total"), parse_count);
     }
     let mut sum = 0u64;
-    for cat in categories {
-        let name = cat
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let rel = format!("stats/memory_usage/device_mem/{name}/total");
-        let v = read_parsed(&cat, "total", parse_count).map_err(|m| match m {
-            Miss::Missing(_) => Miss::Missing(format!("not exposed by this driver: {rel}")),
-            Miss::Unreadable(r) => Miss::Unreadable(r.replace("total", &rel)),
-        })?;
+    for name in categories {
+        // Read relative to the core, so every reason names the whole path.
+        let v = read_parsed(core_dir, &format!("{DIR}/{name}/total"), parse_count)?;
         sum = sum.saturating_add(v);
     }
     Ok(sum)
