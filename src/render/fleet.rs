@@ -35,7 +35,7 @@ fn url_segment(s: &str) -> String {
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5rem;color:#1d2430}\
 h1{font-size:1.4rem}table{border-collapse:collapse;width:100%}\
 th,td{border-bottom:1px solid #d6dbe3;padding:.4rem .6rem;text-align:left;vertical-align:top}\
-th{background:#f1f4f8}.pass{color:#11703a;font-weight:600}.fail{color:#b3261e;font-weight:600}\
+th{background:#f1f4f8}.pass{color:#11703a;font-weight:600}.fail{color:#b3261e;font-weight:600}.warn{color:#8a5a00;font-weight:600}\
 tr.failing{background:#fdf0ef}ul{margin:0;padding-left:1rem}.muted{color:#5f6b7a}\
 code{font-size:.9em}.nowrap{white-space:nowrap}";
 
@@ -98,8 +98,8 @@ fn performance(s: &NodeSummary) -> String {
                 esc(&p.id),
                 esc(p.observed.as_deref().unwrap_or("?")),
                 esc(p.expected.as_deref().unwrap_or("?")),
-                if p.status == "fail" { "fail" } else { "pass" },
-                esc(&p.status)
+                p.status.as_str(),
+                p.status.as_str()
             )
         })
         .collect();
@@ -176,6 +176,34 @@ mod tests {
             "&lt;a href=&#39;x&#39;&gt;&amp;&quot;&lt;/a&gt;"
         );
         assert_eq!(url_segment("a b/../c"), "a%20b%2F..%2Fc");
+    }
+
+    #[test]
+    fn each_performance_result_is_shown_in_its_own_style() {
+        use crate::serve::store::PerfCheck;
+        use crate::verify::verdict::Status;
+        let perf = |status| PerfCheck {
+            id: "perf.copy".into(),
+            status,
+            device: None,
+            expected: Some(">= 1.0 GB/s".into()),
+            observed: Some("0.9 GB/s".into()),
+        };
+        let node = NodeSummary {
+            perf: vec![perf(Status::Warn), perf(Status::Fail), perf(Status::Pass)],
+            ..serde_json::from_value(serde_json::json!({
+                "node": "n", "report_id": "r", "received_at": "t", "created_at": "t",
+                "passed": true, "instance_type": null, "node_pool": null, "accelerator": null,
+                "accelerator_count": 0, "checks": 3, "failing": [], "warned": [], "perf": [],
+                "figures": [], "labels_from": "report"
+            }))
+            .unwrap()
+        };
+        let html = performance(&node);
+        // A warning is not dressed as a pass.
+        assert!(html.contains("<span class=\"warn\">warn</span>"), "{html}");
+        assert!(html.contains("<span class=\"fail\">fail</span>"), "{html}");
+        assert!(html.contains("<span class=\"pass\">pass</span>"), "{html}");
     }
 
     #[test]

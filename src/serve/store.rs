@@ -54,7 +54,7 @@ pub struct FailingCheck {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PerfCheck {
     pub id: String,
-    pub status: String,
+    pub status: crate::verify::verdict::Status,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<String>,
     pub expected: Option<String>,

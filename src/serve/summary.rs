@@ -19,15 +19,6 @@ pub struct Context<'a> {
     pub received_at: String,
 }
 
-fn status_text(s: Status) -> &'static str {
-    match s {
-        Status::Pass => "pass",
-        Status::Fail => "fail",
-        Status::Warn => "warn",
-        Status::Skip => "skip",
-    }
-}
-
 /// The most common device name, and how many devices the report lists.
 fn accelerator(report: &Report) -> (Option<String>, usize) {
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
@@ -79,7 +70,7 @@ pub fn summarize(report: &Report, verdict: &Verdict, ctx: Context<'_>) -> NodeSu
             .filter(|c| c.id.starts_with("perf.") && c.status != Status::Skip)
             .map(|c| PerfCheck {
                 id: c.id.clone(),
-                status: status_text(c.status).to_string(),
+                status: c.status,
                 device: c.device.clone(),
                 expected: c.expected.clone(),
                 observed: c.observed.clone(),
