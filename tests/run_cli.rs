@@ -253,20 +253,33 @@ fn every_keeps_judging_and_bad_settings_stop_the_first_round() {
     let term = dir.path().join("t");
     let mut cmd = accelprobe();
     fakes().serve(&mut cmd, "l4");
+    // The fixture is an L4 and the round requires an L40S: its verdict fails.
     let mut child = cmd
         .args(["run", "--no-bench", "--every", "1m", "--termination-log"])
         .arg(&term)
+        .env("ACCELPROBE_EXPECT", "gpu=l40s")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     // The first round's line arrives although its verdict failed, and the process goes on.
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    // Read it on a thread, so that a process that never writes fails the test, not hangs it.
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(60)) else {
+        child.kill().unwrap();
+        panic!("no verdict line within 60 s");
+    };
     let doc: Value = serde_json::from_str(line.trim()).unwrap();
-    assert_eq!(doc["verdict"]["passed"], true, "nothing required: {line}");
+    assert_eq!(
+        doc["verdict"]["passed"], false,
+        "an L4 is not an L40S: {line}"
+    );
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert!(child.try_wait().unwrap().is_none(), "still running");
     child.kill().unwrap();
