@@ -40,8 +40,6 @@ pub struct Plan {
     pub pin_count: bool,
     pub collector: Option<String>,
     pub image: String,
-    /// Kubernetes object name suffix (`l40s`).
-    pub slug: String,
 }
 
 /// Why no manifests can be made.
@@ -145,7 +143,6 @@ pub fn plan(catalog: &Catalog, req: &Request) -> Result<Plan, ManifestError> {
     }
     Ok(Plan {
         vendor: req.vendor,
-        slug: slug(&label),
         label,
         models: models.iter().map(|m| m.key.clone()).collect(),
         families: family_names,
@@ -155,19 +152,6 @@ pub fn plan(catalog: &Catalog, req: &Request) -> Result<Plan, ManifestError> {
         collector: req.collector.clone(),
         image: req.image.clone(),
     })
-}
-
-/// A DNS-label-safe form of a label value.
-fn slug(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect()
 }
 
 #[cfg(test)]

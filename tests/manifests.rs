@@ -126,13 +126,25 @@ fn shipped_and_generated_manifests_validate_against_the_schemas() {
                 "--collector",
                 "http://accelprobe-collector.accelprobe:8080/v1/reports",
             ],
+            // Values that break YAML unless quoted: a double quote, and " #" (a comment).
+            vec![
+                "--collector",
+                "http://c.example/v1/reports?tag=\"a\"",
+                "--image",
+                "registry.example/accelprobe:1 #x",
+            ],
         ] {
             let o = manifests(&[&[*flag, label.as_str()][..], &extra].concat());
             assert_eq!(o.status.code(), Some(0), "{flag} {label}");
-            let file = dir.path().join(format!(
-                "{label}{}.yaml",
-                if extra.is_empty() { "" } else { "-c" }
-            ));
+            if extra.len() > 2 {
+                let text = stdout(&o);
+                assert!(
+                    text.contains(r#"value: "http://c.example/v1/reports?tag=\"a\"""#)
+                        && text.contains(r#"image: "registry.example/accelprobe:1 #x""#),
+                    "{text}"
+                );
+            }
+            let file = dir.path().join(format!("{label}-{}.yaml", extra.len()));
             std::fs::write(&file, stdout(&o)).unwrap();
         }
     }
@@ -241,7 +253,7 @@ fn generated_job_matches_the_shipped_one_where_it_should() {
         "        eks.amazonaws.com/instance-gpu-name: l40s",
         "        eks.amazonaws.com/compute-type: auto",
         "        - key: accelprobe.io/unverified",
-        "          image: accelprobe:0.1.0",
+        "          image: \"accelprobe:0.1.0\"",
         "          args: [\"run\"]",
         "              value: \"gpu=l40s;count=1\"",
         "              valueFrom: {fieldRef: {fieldPath: spec.nodeName}}",

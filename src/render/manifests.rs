@@ -9,12 +9,15 @@ use crate::manifests::{Plan, NAMESPACE, TOKEN_SECRET};
 use crate::serve::gate::STARTUP_TAINT_KEY as STARTUP_TAINT;
 use crate::verify::catalog::Vendor;
 
+/// A YAML double-quoted scalar: JSON string syntax, which YAML reads the same way, so quotes,
+/// backslashes and newlines in a value cannot break the document.
+fn quoted(s: &str) -> String {
+    serde_json::Value::from(s).to_string()
+}
+
 /// `["a", "b"]` for YAML flow sequences.
 fn flow(items: &[impl AsRef<str>]) -> String {
-    let quoted: Vec<String> = items
-        .iter()
-        .map(|s| format!("\"{}\"", s.as_ref()))
-        .collect();
+    let quoted: Vec<String> = items.iter().map(|s| quoted(s.as_ref())).collect();
     format!("[{}]", quoted.join(", "))
 }
 
@@ -24,7 +27,7 @@ fn resource(p: &Plan) -> &'static str {
 }
 
 fn nodepool(p: &Plan) -> String {
-    let name = format!("{}-{}", vendor_word(p), p.slug);
+    let name = format!("{}-{}", vendor_word(p), p.label);
     let mut reqs = format!(
         "        - key: karpenter.sh/capacity-type\n          operator: In\n          values: [\"on-demand\"]\n\
          \x20       - key: kubernetes.io/arch\n          operator: In\n          values: {}\n\
@@ -116,8 +119,9 @@ fn job(p: &Plan) -> String {
     let (post_env, token_mount, token_volume) = match &p.collector {
         Some(url) => (
             format!(
-                "            - name: ACCELPROBE_POST_URL\n              value: \"{url}\"\n\
-                 \x20           - name: ACCELPROBE_TOKEN_FILE\n              value: /var/run/accelprobe/token\n"
+                "            - name: ACCELPROBE_POST_URL\n              value: {}\n\
+                 \x20           - name: ACCELPROBE_TOKEN_FILE\n              value: /var/run/accelprobe/token\n",
+                quoted(url)
             ),
             "            - name: token\n              mountPath: /var/run/accelprobe\n              readOnly: true\n".to_string(),
             format!(
@@ -191,9 +195,9 @@ fn job(p: &Plan) -> String {
          \x20         emptyDir: {{}}\n\
          {token_volume}",
         label = p.label,
-        slug = p.slug,
+        slug = p.label,
         placement = placement(p),
-        image = p.image,
+        image = quoted(&p.image),
         count = p.count,
     )
 }
