@@ -380,12 +380,27 @@ fn verdicts_stored_without_the_gate_are_applied_when_it_starts() {
     assert_eq!(s.label("gpu-good").as_deref(), Some("pass"));
     assert_eq!(s.taints("gpu-good"), ["nvidia.com/gpu"]);
     assert!(second.log.lock().unwrap().contains("not yet applied"));
-    // Applied once: a restart does not apply it again.
-    drop(second);
-    let patches = |c: &Cluster| c.requests.iter().filter(|r| r.starts_with("PATCH")).count();
-    let before = patches(&s.cluster.lock().unwrap());
+    // The action is logged once it is recorded as applied.
+    wait_for("the gate action recorded", || {
+        second
+            .log
+            .lock()
+            .unwrap()
+            .contains("node gpu-good: verdict pass")
+    });
+    // Applied once: a restart does not even look at the node again (re-applying would read
+    // it and find nothing to patch, so counting PATCHes alone would prove nothing).
+    let mut second = second;
+    assert!(second.stop().success());
+    let touches = |c: &Cluster| c.requests.iter().filter(|r| r.contains("gpu-good")).count();
+    let before = touches(&s.cluster.lock().unwrap());
     let third = s.collector(true);
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(patches(&s.cluster.lock().unwrap()), before);
+    assert_eq!(touches(&s.cluster.lock().unwrap()), before);
+    assert!(
+        !third.log.lock().unwrap().contains("not yet applied"),
+        "{}",
+        third.log.lock().unwrap()
+    );
     drop(third);
 }

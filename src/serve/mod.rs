@@ -232,22 +232,19 @@ async fn start_gate_worker(
             let outcome = gate
                 .apply(&node, pending.passed, &pending.failing, &pending.report_id)
                 .await;
+            // What to log once the action is recorded as applied (`None`: not done yet).
             let done = match outcome {
-                Ok(a) => {
-                    log(&format!(
-                        "node {node}: verdict {} (report {}); taint removed {}, label set {}, event {}",
-                        a.verdict, pending.report_id, a.taint_removed, a.label_set, a.event
-                    ));
-                    true
-                }
+                Ok(a) => Some(format!(
+                    "node {node}: verdict {} (report {}); taint removed {}, label set {}, event {}",
+                    a.verdict, pending.report_id, a.taint_removed, a.label_set, a.event
+                )),
                 Err(
                     e @ (gate::GateError::NodeNotFound { .. }
                     | gate::GateError::InvalidNodeName { .. }),
                 ) => {
                     // Nothing to gate, now or later.
                     counters.gate_errors.inc();
-                    log(&format!("node {node}: {e}; its verdict is not applied"));
-                    true
+                    Some(format!("node {node}: {e}; its verdict is not applied"))
                 }
                 Err(e) => {
                     counters.gate_errors.inc();
@@ -264,13 +261,15 @@ async fn start_gate_worker(
                         tokio::time::sleep(delay).await;
                         q.wake(&again);
                     });
-                    false
+                    None
                 }
             };
-            if done {
+            if let Some(line) = done {
                 failures.remove(&node);
-                if let Err(e) = store.mark_gated(pending.report_id).await {
-                    log(&format!("node {node}: cannot record the gate action: {e}"));
+                // Logged after the record, so a log line means it will not be applied again.
+                match store.mark_gated(pending.report_id).await {
+                    Ok(()) => log(&line),
+                    Err(e) => log(&format!("{line}; cannot record the gate action: {e}")),
                 }
             }
         }
