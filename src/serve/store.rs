@@ -1,7 +1,8 @@
 //! The collector's store: embedded SQLite in WAL mode with `synchronous=FULL`, so a commit has
 //! reached the disk before it returns. Reports are acknowledged only after their commit.
 //!
-//! Writes go through one writer thread that commits whatever is waiting in one transaction
+//! Writes (reports, and the record that a verdict was applied to its node) go through one
+//! writer thread that commits whatever is waiting in one transaction
 //! (group commit): under load many reports share one fsync, and each request still waits for
 //! the commit that holds its report. Reads use a small pool of their own connections (WAL
 //! readers never block the writer, nor each other).
@@ -123,9 +124,23 @@ pub enum Stored {
     Conflict,
 }
 
-struct Pending {
-    report: NewReport,
-    ack: oneshot::Sender<Result<Stored, StoreError>>,
+/// A write waiting for the writer thread, with whoever waits for its commit.
+enum Pending {
+    Insert {
+        report: Box<NewReport>,
+        ack: oneshot::Sender<Result<Stored, StoreError>>,
+    },
+    /// Record that a report's verdict has been applied to its node.
+    MarkGated {
+        report_id: String,
+        ack: oneshot::Sender<Result<(), StoreError>>,
+    },
+}
+
+/// What one pending write came to, inside a committed transaction.
+enum Done {
+    Inserted(Box<Stored>),
+    Marked,
 }
 
 /// The store. Cheap to clone.
@@ -217,11 +232,16 @@ impl Store {
     /// Store a report; returns once it is committed (or known).
     pub async fn insert(&self, report: NewReport) -> Result<Stored, StoreError> {
         let (ack, done) = oneshot::channel();
-        self.writer
-            .send(Pending { report, ack })
-            .await
-            .map_err(|_| StoreError::Closed)?;
+        self.write(Pending::Insert {
+            report: Box::new(report),
+            ack,
+        })
+        .await?;
         done.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn write(&self, p: Pending) -> Result<(), StoreError> {
+        self.writer.send(p).await.map_err(|_| StoreError::Closed)
     }
 
     /// The latest summary of every node, by name.
@@ -314,15 +334,11 @@ impl Store {
     }
 
     /// Record that a report's verdict has been applied to its node.
+    /// Goes through the writer like every other write, and returns once committed.
     pub async fn mark_gated(&self, report_id: String) -> Result<(), StoreError> {
-        self.with_conn(move |c| {
-            c.execute(
-                "UPDATE reports SET gated = 1 WHERE id = ?1",
-                params![report_id],
-            )?;
-            Ok(())
-        })
-        .await
+        let (ack, done) = oneshot::channel();
+        self.write(Pending::MarkGated { report_id, ack }).await?;
+        done.await.map_err(|_| StoreError::Closed)?
     }
 
     /// How many reports are stored.
@@ -408,26 +424,50 @@ fn writer(
             Ok(results) => {
                 if let Ok(mut map) = latest.write() {
                     for r in &results {
-                        if let Stored::New(s) = r {
+                        if let Done::Inserted(stored) = r {
+                            let Stored::New(s) = stored.as_ref() else {
+                                continue;
+                            };
                             map.insert(s.node.clone(), s.clone());
                         }
                     }
                 }
                 for (p, r) in batch.into_iter().zip(results) {
-                    let _ = p.ack.send(Ok(r));
+                    match (p, r) {
+                        (Pending::Insert { ack, .. }, Done::Inserted(s)) => {
+                            let _ = ack.send(Ok(*s));
+                        }
+                        (Pending::MarkGated { ack, .. }, _) => {
+                            let _ = ack.send(Ok(()));
+                        }
+                        // `commit` answers each write in order; this pairing cannot occur.
+                        (Pending::Insert { ack, .. }, Done::Marked) => {
+                            let _ = ack.send(Err(StoreError::Sql(
+                                "internal: the writer lost track of a report".into(),
+                            )));
+                        }
+                    }
                 }
             }
             Err(e) => {
                 let text = e.to_string();
                 for p in batch {
-                    let _ = p.ack.send(Err(StoreError::Sql(text.clone())));
+                    let err = StoreError::Sql(text.clone());
+                    match p {
+                        Pending::Insert { ack, .. } => {
+                            let _ = ack.send(Err(err));
+                        }
+                        Pending::MarkGated { ack, .. } => {
+                            let _ = ack.send(Err(err));
+                        }
+                    }
                 }
             }
         }
     }
 }
 
-fn commit(conn: &mut Connection, batch: &[Pending]) -> Result<Vec<Stored>, StoreError> {
+fn commit(conn: &mut Connection, batch: &[Pending]) -> Result<Vec<Done>, StoreError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut results = Vec::with_capacity(batch.len());
     {
@@ -436,8 +476,16 @@ fn commit(conn: &mut Connection, batch: &[Pending]) -> Result<Vec<Stored>, Store
             "INSERT INTO reports (id, node, received_at, passed, report, verdict, summary)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
+        let mut mark = tx.prepare_cached("UPDATE reports SET gated = 1 WHERE id = ?1")?;
         for p in batch {
-            let r = &p.report;
+            let r = match p {
+                Pending::Insert { report, .. } => report,
+                Pending::MarkGated { report_id, .. } => {
+                    mark.execute(params![report_id])?;
+                    results.push(Done::Marked);
+                    continue;
+                }
+            };
             let s = &r.summary;
             let existing = find
                 .query_row(params![s.report_id], |row| {
@@ -464,7 +512,7 @@ fn commit(conn: &mut Connection, batch: &[Pending]) -> Result<Vec<Stored>, Store
                     Stored::New(s.clone())
                 }
             };
-            results.push(outcome);
+            results.push(Done::Inserted(Box::new(outcome)));
         }
     }
     tx.commit()?;
@@ -568,6 +616,17 @@ mod tests {
         assert_eq!(
             store.ungated("n1".into()).await.unwrap().unwrap().report_id,
             "d"
+        );
+        // A mark and a report sent at once share the writer (and may share its batch).
+        let (stored, marked) = tokio::join!(
+            store.insert(new("e", "n2", "{5}")),
+            store.mark_gated("c".into())
+        );
+        assert!(matches!(stored.unwrap(), Stored::New(_)));
+        marked.unwrap();
+        assert_eq!(
+            store.ungated("n2".into()).await.unwrap().unwrap().report_id,
+            "e"
         );
     }
 
