@@ -375,19 +375,25 @@ async fn post_report(State(state): State<Shared>, body: Result<Bytes, BytesRejec
             received_at: crate::probe::now_rfc3339(),
         },
     );
-    let new = NewReport {
+    let new = NewReport::new(
         summary,
-        report_json: serde_json::to_string(&report).unwrap_or_default(),
-        verdict_json: serde_json::to_string(&verdict).unwrap_or_default(),
-    };
-    let verdict_json = new.verdict_json.clone();
+        serde_json::to_string(&report).unwrap_or_default(),
+        serde_json::to_string(&verdict).unwrap_or_default(),
+    );
+    let (verdict_json, summary_json) = (new.verdict_json.clone(), new.summary_json.clone());
     match state.store.insert(new).await {
         Ok(Stored::New(summary)) => {
             state.counters.stored.inc();
             if let Some(q) = &state.gate_queue {
                 q.wake(&node);
             }
-            answer(StatusCode::CREATED, "new", &summary, &verdict_json)
+            answer(
+                StatusCode::CREATED,
+                "new",
+                &summary,
+                &summary_json,
+                &verdict_json,
+            )
         }
         Ok(Stored::Repeat(summary)) => {
             state.counters.repeats.inc();
@@ -395,7 +401,9 @@ async fn post_report(State(state): State<Shared>, body: Result<Bytes, BytesRejec
             if let Some(q) = &state.gate_queue {
                 q.wake(&node);
             }
-            answer(StatusCode::OK, "repeat", &summary, "null")
+            // Repeats are rare: their stored summary is written out again.
+            let summary_json = serde_json::to_string(&summary).unwrap_or_else(|_| "null".into());
+            answer(StatusCode::OK, "repeat", &summary, &summary_json, "null")
         }
         Ok(Stored::Conflict) => refuse(
             &state,
@@ -419,9 +427,9 @@ fn answer(
     status: StatusCode,
     stored: &str,
     s: &super::store::NodeSummary,
+    summary: &str,
     verdict_json: &str,
 ) -> Response {
-    let summary = serde_json::to_string(s).unwrap_or_else(|_| "null".into());
     json_text(
         status,
         format!(

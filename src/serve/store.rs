@@ -107,10 +107,23 @@ pub struct NodeSummary {
 #[derive(Debug, Clone)]
 pub struct NewReport {
     pub summary: NodeSummary,
+    /// `summary` as JSON, made once for the database and the answer.
+    pub summary_json: String,
     /// The report as the collector parsed it (canonical JSON).
     pub report_json: String,
     /// The collector's verdict.
     pub verdict_json: String,
+}
+
+impl NewReport {
+    pub fn new(summary: NodeSummary, report_json: String, verdict_json: String) -> NewReport {
+        NewReport {
+            summary_json: serde_json::to_string(&summary).unwrap_or_else(|_| "null".into()),
+            summary,
+            report_json,
+            verdict_json,
+        }
+    }
 }
 
 /// What storing did.
@@ -498,8 +511,6 @@ fn commit(conn: &mut Connection, batch: &[Pending]) -> Result<Vec<Done>, StoreEr
                 }
                 Some(_) => Stored::Conflict,
                 None => {
-                    let summary = serde_json::to_string(s)
-                        .map_err(|e| StoreError::Sql(format!("summary: {e}")))?;
                     insert.execute(params![
                         s.report_id,
                         s.node,
@@ -507,7 +518,7 @@ fn commit(conn: &mut Connection, batch: &[Pending]) -> Result<Vec<Done>, StoreEr
                         s.passed,
                         r.report_json,
                         r.verdict_json,
-                        summary
+                        r.summary_json
                     ])?;
                     Stored::New(s.clone())
                 }
@@ -545,11 +556,7 @@ mod tests {
     }
 
     fn new(id: &str, node: &str, body: &str) -> NewReport {
-        NewReport {
-            summary: summary(id, node, true),
-            report_json: body.into(),
-            verdict_json: "{}".into(),
-        }
+        NewReport::new(summary(id, node, true), body.into(), "{}".into())
     }
 
     #[tokio::test]
