@@ -11,11 +11,19 @@ use serde_json::{json, Value};
 /// A report of this machine (no accelerators) turned into a trn1.32xlarge with `devices`
 /// Neuron devices of `cores` cores each, and a loaded runtime.
 fn trn1(devices: u32, cores: u32) -> Value {
-    let o = accelprobe()
-        .args(["report", "--format", "json", "--no-cuda"])
-        .output()
-        .unwrap();
-    let mut r: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    // Probed once per test process, and without this machine's own accelerators (NVML, CUDA
+    // and Neuron kept out), so the result does not depend on where the tests run.
+    static BASE: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    let mut r = BASE
+        .get_or_init(|| {
+            let o = accelprobe()
+                .args(["report", "--format", "json", "--no-cuda", "--no-neuron"])
+                .args(["--nvml-lib", "/nonexistent/libnvidia-ml.so.1"])
+                .output()
+                .unwrap();
+            serde_json::from_str(&stdout(&o)).unwrap()
+        })
+        .clone();
     r["host"]["instance_type"] = json!("trn1.32xlarge");
     r["host"]["kubernetes"] = json!({"node_name": "trn-node"});
     r["devices"] = Value::Array(

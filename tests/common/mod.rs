@@ -109,36 +109,40 @@ fn fakes_target() -> PathBuf {
     tmp.parent().unwrap_or(tmp).join("fakes")
 }
 
-fn build_fakes() -> Fakes {
+/// Build `packages` of the workspace into `<target>/fakes` (optimised, so that benchmarks
+/// through the fakes measure accelprobe, not the fake's fixture parsing), and remove the
+/// copies left by test processes that are gone. Returns `<target>/fakes`.
+fn build_release(packages: &[&str], what: &str) -> PathBuf {
     let target = fakes_target();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
-    let output = Command::new(&cargo)
-        .current_dir(workspace())
-        .args([
-            "build",
-            // Optimised, so that benchmarks through the fakes measure accelprobe, not the
-            // fake's fixture parsing.
-            "--release",
-            "-p",
-            "accelprobe-fake-nvml",
-            "-p",
-            "accelprobe-fake-cuda",
-        ])
+    let mut cmd = Command::new(&cargo);
+    cmd.current_dir(workspace()).args(["build", "--release"]);
+    for p in packages {
+        cmd.args(["-p", p]);
+    }
+    let output = cmd
         .arg("--target-dir")
         .arg(&target)
         .env_remove("CARGO_TARGET_DIR")
         .env_remove("CARGO_BUILD_TARGET")
         .output()
-        .unwrap_or_else(|e| panic!("could not run {cargo:?} to build the fakes: {e}"));
+        .unwrap_or_else(|e| panic!("could not run {cargo:?} to build {what}: {e}"));
     if !output.status.success() {
         panic!(
-            "building the fake NVML and CUDA libraries failed ({}):\n{}",
+            "building {what} failed ({}):\n{}",
             output.status,
             String::from_utf8_lossy(&output.stderr)
         );
     }
-
     remove_stale_lib_dirs(&target);
+    target
+}
+
+fn build_fakes() -> Fakes {
+    let target = build_release(
+        &["accelprobe-fake-nvml", "accelprobe-fake-cuda"],
+        "the fake NVML and CUDA libraries",
+    );
     let libs = target.join(format!("libs-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&libs);
     let built = target.join("release");
@@ -171,14 +175,17 @@ fn copy(from: &Path, to: &Path) {
     });
 }
 
-/// Remove `libs-<pid>` directories whose process no longer runs.
+/// Remove `libs-<pid>` and `nrt-<pid>` directories whose process no longer runs.
 fn remove_stale_lib_dirs(target: &Path) {
     let Ok(entries) = std::fs::read_dir(target) else {
         return;
     };
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("libs-")) else {
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("libs-").or_else(|| n.strip_prefix("nrt-")))
+        else {
             continue;
         };
         if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
@@ -367,24 +374,7 @@ pub fn bench_benchmarks(o: &std::process::Output) -> Vec<serde_json::Value> {
 pub fn fake_nrt() -> &'static Path {
     static NRT: OnceLock<PathBuf> = OnceLock::new();
     NRT.get_or_init(|| {
-        let target = fakes_target();
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
-        let output = Command::new(&cargo)
-            .current_dir(workspace())
-            .args(["build", "--release", "-p", "accelprobe-fake-nrt"])
-            .arg("--target-dir")
-            .arg(&target)
-            .env_remove("CARGO_TARGET_DIR")
-            .env_remove("CARGO_BUILD_TARGET")
-            .output()
-            .unwrap_or_else(|e| panic!("could not run {cargo:?} to build the fake libnrt: {e}"));
-        if !output.status.success() {
-            panic!(
-                "building the fake libnrt failed ({}):\n{}",
-                output.status,
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
+        let target = build_release(&["accelprobe-fake-nrt"], "the fake libnrt");
         let lib = target
             .join(format!("nrt-{}", std::process::id()))
             .join("libnrt.so.1");
