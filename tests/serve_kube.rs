@@ -404,3 +404,37 @@ fn verdicts_stored_without_the_gate_are_applied_when_it_starts() {
     );
     drop(third);
 }
+
+#[test]
+fn a_verdict_that_cannot_be_read_for_a_while_is_still_applied() {
+    let s = setup();
+    // The first PATCH fails, so the gate comes back to the node 2 s later; by then its
+    // verdict cannot be read (the table is renamed away under the collector), and the gate
+    // must come back again rather than drop the verdict.
+    s.cluster.lock().unwrap().failing_patches = 1;
+    let collector = s.collector(true);
+    let err = s.run(&collector, "gpu-good", "seed-l40s", None);
+    assert!(err.contains("delivered (HTTP 201)"), "{err}");
+    let log = || collector.log.lock().unwrap().clone();
+    wait_for("the first retry to be scheduled", || {
+        log().contains("retrying in 2s")
+    });
+    let db = rusqlite::Connection::open(s.dir.path().join("c.db")).unwrap();
+    db.busy_timeout(Duration::from_secs(5)).unwrap();
+    db.execute_batch("ALTER TABLE reports RENAME TO reports_away")
+        .unwrap();
+    wait_for("the read to fail", || {
+        log().contains("cannot read its latest verdict")
+    });
+    assert_eq!(s.label("gpu-good"), None);
+    db.execute_batch("ALTER TABLE reports_away RENAME TO reports")
+        .unwrap();
+    wait_for("the verdict applied after all", || {
+        s.label("gpu-good").is_some()
+    });
+    assert_eq!(s.label("gpu-good").as_deref(), Some("pass"));
+    assert_eq!(s.taints("gpu-good"), ["nvidia.com/gpu"]);
+    wait_for("the gate action recorded", || {
+        log().contains("node gpu-good: verdict pass")
+    });
+}

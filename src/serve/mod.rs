@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod store;
 pub mod summary;
 
+use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -213,65 +214,18 @@ async fn start_gate_worker(
 ) -> GateQueue {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     let queue = GateQueue { tx };
-    let requeue = queue.clone();
     let pending_at_start = store.ungated_nodes().await;
+    let mut worker = GateWorker {
+        gate,
+        store,
+        counters,
+        requeue: queue.clone(),
+        failures: HashMap::new(),
+        unrecorded: HashMap::new(),
+    };
     tokio::spawn(async move {
-        let mut failures: std::collections::HashMap<String, u32> = Default::default();
         while let Some(node) = rx.recv().await {
-            let pending = match store.ungated(node.clone()).await {
-                Ok(Some(p)) => p,
-                Ok(None) => {
-                    failures.remove(&node);
-                    continue;
-                }
-                Err(e) => {
-                    log(&format!("node {node}: cannot read its latest verdict: {e}"));
-                    continue;
-                }
-            };
-            let outcome = gate
-                .apply(&node, pending.passed, &pending.failing, &pending.report_id)
-                .await;
-            // What to log once the action is recorded as applied (`None`: not done yet).
-            let done = match outcome {
-                Ok(a) => Some(format!(
-                    "node {node}: verdict {} (report {}); taint removed {}, label set {}, event {}",
-                    a.verdict, pending.report_id, a.taint_removed, a.label_set, a.event
-                )),
-                Err(
-                    e @ (gate::GateError::NodeNotFound { .. }
-                    | gate::GateError::InvalidNodeName { .. }),
-                ) => {
-                    // Nothing to gate, now or later.
-                    counters.gate_errors.inc();
-                    Some(format!("node {node}: {e}; its verdict is not applied"))
-                }
-                Err(e) => {
-                    counters.gate_errors.inc();
-                    let n = failures.entry(node.clone()).or_insert(0);
-                    *n += 1;
-                    let delay = Duration::from_secs(1u64 << (*n).min(9)).min(GATE_MAX_DELAY);
-                    log(&format!(
-                        "node {node}: gate attempt {n} failed: {e}; retrying in {}s",
-                        delay.as_secs()
-                    ));
-                    let q = requeue.clone();
-                    let again = node.clone();
-                    tokio::spawn(async move {
-                        tokio::time::sleep(delay).await;
-                        q.wake(&again);
-                    });
-                    None
-                }
-            };
-            if let Some(line) = done {
-                failures.remove(&node);
-                // Logged after the record, so a log line means it will not be applied again.
-                match store.mark_gated(pending.report_id).await {
-                    Ok(()) => log(&line),
-                    Err(e) => log(&format!("{line}; cannot record the gate action: {e}")),
-                }
-            }
+            worker.visit(node).await;
         }
     });
     match pending_at_start {
@@ -291,6 +245,109 @@ async fn start_gate_worker(
     queue
 }
 
+/// The gate worker's state between wake-ups.
+struct GateWorker {
+    gate: gate::Gate,
+    store: store::Store,
+    counters: metrics::Counters,
+    requeue: GateQueue,
+    /// Failed attempts in a row per node, for the back-off.
+    failures: HashMap<String, u32>,
+    /// Per node, a verdict applied to the cluster whose record in the database failed:
+    /// (report id, the line to log once recorded). The next attempt records it without
+    /// applying it again (which would post a second Event for a failed node).
+    unrecorded: HashMap<String, (String, String)>,
+}
+
+impl GateWorker {
+    /// Apply `node`'s latest verdict if it has not been applied, and record that it was.
+    /// Whatever fails (reading the verdict, the API, recording) is retried later: a verdict
+    /// the collector acknowledged is never dropped by the worker.
+    async fn visit(&mut self, node: String) {
+        let pending = match self.store.ungated(node.clone()).await {
+            Ok(Some(p)) => p,
+            Ok(None) => {
+                self.failures.remove(&node);
+                self.unrecorded.remove(&node);
+                return;
+            }
+            Err(e) => {
+                return self.retry_later(&node, &format!("cannot read its latest verdict: {e}"))
+            }
+        };
+        let line = match self.unrecorded.remove(&node) {
+            Some((id, line)) if id == pending.report_id => line,
+            _ => match self.apply(&node, &pending).await {
+                Some(line) => line,
+                None => return,
+            },
+        };
+        // Logged after the record, so a log line means it will not be applied again.
+        match self.store.mark_gated(pending.report_id.clone()).await {
+            Ok(()) => {
+                self.failures.remove(&node);
+                log(&line);
+            }
+            Err(e) => {
+                let why = format!("{line}; cannot record the gate action: {e}");
+                self.unrecorded
+                    .insert(node.clone(), (pending.report_id, line));
+                self.retry_later(&node, &why);
+            }
+        }
+    }
+
+    /// Apply one verdict. `Some(line to log)` when there is nothing more to do for it
+    /// (applied, or a node that cannot be gated at all); `None` when it will be retried.
+    async fn apply(&mut self, node: &str, pending: &store::Ungated) -> Option<String> {
+        let outcome = self
+            .gate
+            .apply(node, pending.passed, &pending.failing, &pending.report_id)
+            .await;
+        match outcome {
+            Ok(a) => Some(format!(
+                "node {node}: verdict {} (report {}); taint removed {}, label set {}, event {}",
+                a.verdict, pending.report_id, a.taint_removed, a.label_set, a.event
+            )),
+            Err(
+                e
+                @ (gate::GateError::NodeNotFound { .. } | gate::GateError::InvalidNodeName { .. }),
+            ) => {
+                // Nothing to gate, now or later.
+                self.counters.gate_errors.inc();
+                Some(format!("node {node}: {e}; its verdict is not applied"))
+            }
+            Err(e) => {
+                self.counters.gate_errors.inc();
+                self.retry_later(node, &e.to_string());
+                None
+            }
+        }
+    }
+
+    /// Log why `node` is not done and wake the worker for it again after a back-off.
+    fn retry_later(&mut self, node: &str, why: &str) {
+        let n = self.failures.entry(node.to_string()).or_insert(0);
+        *n += 1;
+        let delay = retry_delay(*n);
+        log(&format!(
+            "node {node}: attempt {n}: {why}; retrying in {}s",
+            delay.as_secs()
+        ));
+        let q = self.requeue.clone();
+        let again = node.to_string();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            q.wake(&again);
+        });
+    }
+}
+
+/// The wait before attempt `failures + 1`: 2 s, 4 s, 8 s, … up to [`GATE_MAX_DELAY`].
+fn retry_delay(failures: u32) -> Duration {
+    Duration::from_secs(1u64 << failures.min(9)).min(GATE_MAX_DELAY)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -305,6 +362,12 @@ mod tests {
             kube: false,
             max_body: 1,
         }
+    }
+
+    #[test]
+    fn retries_back_off_from_two_seconds_to_five_minutes() {
+        let delays: Vec<u64> = (1..=12).map(|n| retry_delay(n).as_secs()).collect();
+        assert_eq!(delays, [2, 4, 8, 16, 32, 64, 128, 256, 300, 300, 300, 300]);
     }
 
     #[test]
