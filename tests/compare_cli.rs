@@ -608,4 +608,17 @@ fn injected_slowdown_is_validated() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("KERNEL:PERCENT"), "{}", stderr(&o));
+    // A kernel that is never slowed must not pass for an injected slowdown.
+    let o = accelprobe()
+        .args(["bench", "--device", "cpu", "--kernel", "h2d", "--size", "1"])
+        .args(["--duration", "1ms"])
+        .env("ACCELPROBE_INJECT_SLOWDOWN", "h2d:10")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("cannot slow kernel 'h2d'"),
+        "{}",
+        stderr(&o)
+    );
 }

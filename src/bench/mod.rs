@@ -232,6 +232,9 @@ pub struct Injection {
 }
 
 impl Injection {
+    /// The kernels [`Injection::stall`] is called in (CPU backend; GEMM at f32 only).
+    const SLOWABLE: [Kernel; 2] = [Kernel::Copy, Kernel::Gemm];
+
     /// Parse the environment variable's value.
     pub fn parse(text: &str) -> Result<Injection, String> {
         let mut corrupt = Vec::new();
@@ -256,10 +259,16 @@ impl Injection {
             let (name, pct) = item.split_once(':').ok_or_else(|| {
                 format!("ACCELPROBE_INJECT_SLOWDOWN item '{item}' is not KERNEL:PERCENT")
             })?;
-            let k = Kernel::ALL
+            let k = Self::SLOWABLE
                 .into_iter()
                 .find(|k| k.as_str() == name.trim())
-                .ok_or_else(|| format!("unknown kernel '{name}' in ACCELPROBE_INJECT_SLOWDOWN"))?;
+                .ok_or_else(|| {
+                    format!(
+                        "ACCELPROBE_INJECT_SLOWDOWN cannot slow kernel '{}': only the CPU \
+                         backend's copy and gemm (f32) can be slowed",
+                        name.trim()
+                    )
+                })?;
             let pct: f64 = pct
                 .trim()
                 .parse()
