@@ -271,6 +271,44 @@ fn generated_job_matches_the_shipped_one_where_it_should() {
     }
 }
 
+/// Every image tag and version the shipped files name is this crate's version, so a release
+/// that bumps `Cargo.toml` cannot leave a manifest pointing at the previous image.
+#[test]
+fn shipped_files_name_this_version_of_the_image() {
+    let version = env!("CARGO_PKG_VERSION");
+    let files = [
+        "containers/Dockerfile",
+        "containers/README.md",
+        "containers/k8s/collector/deployment.yaml",
+        "containers/k8s/gpu/job.yaml",
+        "containers/k8s/fleet/daemonset.yaml",
+        "containers/k8s/neuron/job.yaml",
+        "README.md",
+    ];
+    let mut seen = 0;
+    for file in files {
+        let text = std::fs::read_to_string(root().join(file)).unwrap();
+        let tags = text.match_indices("accelprobe:").filter_map(|(i, m)| {
+            let rest = &text[i + m.len()..];
+            let end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '-'))
+                .unwrap_or(rest.len());
+            let tag = &rest[..end];
+            // Only version-like tags: `accelprobe:1` in prose or `accelprobe: error` are not.
+            (tag.matches('.').count() == 2 && tag.starts_with(|c: char| c.is_ascii_digit()))
+                .then_some(tag)
+        });
+        let args = text
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("ARG VERSION="));
+        for tag in tags.chain(args) {
+            assert_eq!(tag, version, "{file} names version {tag}");
+            seen += 1;
+        }
+    }
+    assert!(seen >= 10, "only {seen} version mentions found");
+}
+
 #[test]
 fn unknown_accelerators_and_impossible_counts_are_refused() {
     let o = manifests(&["--gpu", "voodoo5"]);
