@@ -373,22 +373,7 @@ fn no_driver_and_no_library_is_absent_and_the_report_works() {
 
 /// A copy of the fake libnrt with the export `symbol` renamed.
 fn nrt_without(dir: &Path, symbol: &str) -> PathBuf {
-    let mut bytes = std::fs::read(fake_nrt()).unwrap();
-    let needle = format!("{symbol}\0");
-    let needle = needle.as_bytes();
-    let mut renamed = 0;
-    let mut i = 0;
-    while i + needle.len() <= bytes.len() {
-        if &bytes[i..i + needle.len()] == needle {
-            bytes[i + needle.len() - 2] = b'X';
-            renamed += 1;
-        }
-        i += 1;
-    }
-    assert!(renamed > 0, "{symbol} not found in the fake");
-    let path = dir.join("libnrt.so.1");
-    std::fs::write(&path, bytes).unwrap();
-    path
+    common::with_symbol_renamed(fake_nrt(), symbol, &dir.join("libnrt.so.1"))
 }
 
 #[test]

@@ -789,21 +789,11 @@ fn check_injection(call: &str, code: u32, field: Option<&str>) -> Result<(), Str
 /// The fake NVML with its `nvmlShutdown` export renamed, as an older or broken library
 /// would be (nvml-wrapper panics when it drops a handle without that symbol).
 fn nvml_without_shutdown(dir: &Path) -> std::path::PathBuf {
-    let mut bytes = std::fs::read(&fakes().nvml_lib).unwrap();
-    let needle = b"nvmlShutdown\0";
-    let mut renamed = 0;
-    let mut i = 0;
-    while i + needle.len() <= bytes.len() {
-        if &bytes[i..i + needle.len()] == needle {
-            bytes[i + needle.len() - 2] = b'X';
-            renamed += 1;
-        }
-        i += 1;
-    }
-    assert!(renamed > 0, "symbol name not found in the fake");
-    let path = dir.join("libnvidia-ml.so.1");
-    std::fs::write(&path, bytes).unwrap();
-    path
+    common::with_symbol_renamed(
+        &fakes().nvml_lib,
+        "nvmlShutdown",
+        &dir.join("libnvidia-ml.so.1"),
+    )
 }
 
 #[test]

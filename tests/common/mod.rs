@@ -194,6 +194,26 @@ fn remove_stale_lib_dirs(target: &Path) {
     }
 }
 
+/// A copy of the shared library `lib`, written as `out`, whose export `symbol` is renamed
+/// (its last letter becomes `X`), as an older or broken build of that library would lack it.
+pub fn with_symbol_renamed(lib: &Path, symbol: &str, out: &Path) -> PathBuf {
+    let mut bytes = std::fs::read(lib).unwrap();
+    let needle = format!("{symbol}\0");
+    let needle = needle.as_bytes();
+    let mut renamed = 0;
+    let mut i = 0;
+    while i + needle.len() <= bytes.len() {
+        if &bytes[i..i + needle.len()] == needle {
+            bytes[i + needle.len() - 2] = b'X';
+            renamed += 1;
+        }
+        i += 1;
+    }
+    assert!(renamed > 0, "{symbol} not found in {}", lib.display());
+    std::fs::write(out, bytes).unwrap();
+    out.to_path_buf()
+}
+
 /// A test fixture: `tests/fixtures/<rel>`.
 pub fn fixture(rel: &str) -> PathBuf {
     workspace().join("tests/fixtures").join(rel)
