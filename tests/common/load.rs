@@ -136,20 +136,6 @@ impl Server {
         self.addr
     }
 
-    pub fn db(&self) -> &Path {
-        &self.db
-    }
-
-    /// How many times a process was started (attempts included).
-    pub fn starts(&self) -> usize {
-        self.starts
-    }
-
-    /// The process id of the running server.
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
     /// SIGKILL (what `Child::kill` sends on Unix) and reap it.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
