@@ -810,31 +810,10 @@ pub fn run(args: &RunArgs, progress: &dyn bench::Progress) -> Result<Outcome, Er
     let mut report = probe::probe(&args.probe.options());
     if let Some(labels) = &inputs.node_labels {
         // The collector finds the node's NodePool from these when it cannot ask the API.
-        let k8s = report.host.kubernetes.get_or_insert_with(Default::default);
-        for l in labels.iter() {
-            k8s.labels.insert(l.key.clone(), l.value.clone());
-        }
-        if k8s.node_name.is_none() {
-            k8s.node_name = labels.node_name.clone();
-        }
-        let missing = [
-            ("node_name", "NODE_NAME", k8s.node_name.is_none()),
-            ("pod_name", "POD_NAME", k8s.pod_name.is_none()),
-            (
-                "pod_namespace",
-                "POD_NAMESPACE",
-                k8s.pod_namespace.is_none(),
-            ),
-        ];
-        report.host.unavailable.remove("kubernetes");
-        for (field, var, absent) in missing {
-            if absent {
-                report
-                    .host
-                    .unavailable
-                    .insert(format!("kubernetes.{field}"), format!("{var} is not set"));
-            }
-        }
+        report.host.add_node_labels(
+            labels.node_name.as_deref(),
+            labels.iter().map(|l| (l.key.as_str(), l.value.as_str())),
+        );
     }
     let mut notes = Vec::new();
     if !args.no_bench {
