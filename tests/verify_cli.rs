@@ -79,6 +79,41 @@ fn the_seed_node_passes_and_the_table_names_the_sources() {
 }
 
 #[test]
+fn node_labels_naming_the_instance_type_do_not_make_catalog_floors_explicit() {
+    // The seed report carries no benchmarks: the catalog's floors wait for them, whether the
+    // instance type comes from the report or from the node's label.
+    let labels = fixture("k8s/labels-map.yaml");
+    let o = seed(
+        "seed-l40s",
+        &["--node-labels", labels.to_str().unwrap()],
+        "json",
+    );
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    for id in ["perf.gemm.f32", "perf.copy"] {
+        for c in checks(&v, id) {
+            assert_eq!(c["status"], "skip", "{c}");
+            assert!(
+                c["message"].as_str().unwrap().contains("catalog floor"),
+                "{c}"
+            );
+        }
+    }
+    // An explicit floor still has to be measured.
+    let o = seed(
+        "seed-l40s",
+        &[
+            "--node-labels",
+            labels.to_str().unwrap(),
+            "--expect",
+            "min-tflops.f32=10",
+        ],
+        "json",
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+}
+
+#[test]
 fn an_l4_where_l40s_was_requested_fails_at_gpu_model() {
     let o = seed("l4", &[], "json");
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));

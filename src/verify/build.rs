@@ -507,7 +507,12 @@ pub fn from_node_labels(
 ) {
     warnings.extend(labels.warnings.iter().map(ToString::to_string));
     if let Some(it) = labels.well_known(WellKnown::InstanceType) {
-        from_instance_type(req, catalog, &it.value, it.source.clone(), warnings);
+        // The label picks the catalog entry; what follows from it (floors included) is the
+        // catalog's word, not an explicit demand, so a floor still waits for benchmarks.
+        let src = Source::Catalog {
+            entry: format!("{} ({})", it.value, it.source),
+        };
+        from_instance_type(req, catalog, &it.value, src, warnings);
     }
     let as_reqs: Vec<Requirement> = labels
         .iter()

@@ -155,18 +155,39 @@ impl Requirements {
 
     pub fn require_min_tflops(&mut self, dtype: Dtype, tflops: f64, source: Source) {
         let mut slot = self.min_tflops.remove(&dtype);
-        raise_f64(&mut slot, tflops, source);
+        let what = format!("the {} GEMM floor", dtype.as_str());
+        raise_floor(
+            &mut slot,
+            tflops,
+            source,
+            (&what, "TFLOP/s"),
+            &mut self.overridden,
+        );
         if let Some(s) = slot {
             self.min_tflops.insert(dtype, s);
         }
     }
 
     pub fn require_min_copy(&mut self, gbps: f64, source: Source) {
-        raise_f64(&mut self.min_copy_gbps, gbps, source);
+        let what = ("the copy floor", "GB/s");
+        raise_floor(
+            &mut self.min_copy_gbps,
+            gbps,
+            source,
+            what,
+            &mut self.overridden,
+        );
     }
 
     pub fn require_min_transfer(&mut self, gbps: f64, source: Source) {
-        raise_f64(&mut self.min_transfer_gbps, gbps, source);
+        let what = ("the transfer floor", "GB/s");
+        raise_floor(
+            &mut self.min_transfer_gbps,
+            gbps,
+            source,
+            what,
+            &mut self.overridden,
+        );
     }
 
     pub fn require_pcie_gen(&mut self, gen: u32, source: Source) {
@@ -260,9 +281,38 @@ fn raise<T: PartialOrd>(slot: &mut Option<Sourced<T>>, value: T, source: Source)
     }
 }
 
-fn raise_f64(slot: &mut Option<Sourced<f64>>, value: f64, source: Source) {
-    if value.is_finite() {
-        raise(slot, value, source);
+fn is_catalog(source: &Source) -> bool {
+    matches!(source, Source::Catalog { .. })
+}
+
+/// Performance floors: the catalog's are a default policy, which a floor given explicitly
+/// (`--expect`) replaces, higher or lower (an operator may know their clocks better), and
+/// which never replaces an explicit one; among floors of one kind the larger wins. A
+/// replaced catalog floor is noted in `overridden`.
+fn raise_floor(
+    slot: &mut Option<Sourced<f64>>,
+    value: f64,
+    source: Source,
+    (what, unit): (&str, &str),
+    overridden: &mut Vec<String>,
+) {
+    if !value.is_finite() {
+        return;
+    }
+    let explicit = !is_catalog(&source);
+    match slot {
+        Some(s) if explicit && s.sources.iter().all(is_catalog) => {
+            if s.value != value {
+                overridden.push(format!(
+                    "{source} sets {what} to {value:.1} {unit}, replacing {:.1} ({})",
+                    s.value,
+                    sources_text(&s.sources)
+                ));
+            }
+            *slot = Some(Sourced::new(value, source));
+        }
+        Some(s) if !explicit && !s.sources.iter().all(is_catalog) => {}
+        _ => raise(slot, value, source),
     }
 }
 
@@ -330,6 +380,38 @@ mod tests {
 
     fn flag(t: &str) -> Source {
         Source::Flag { text: t.into() }
+    }
+
+    fn catalog(t: &str) -> Source {
+        Source::Catalog { entry: t.into() }
+    }
+
+    #[test]
+    fn an_explicit_floor_replaces_the_catalogs_higher_or_lower() {
+        let mut r = Requirements::default();
+        r.require_min_tflops(Dtype::F32, 32.1, catalog("g6e.2xlarge (report)"));
+        r.require_min_tflops(Dtype::F32, 10.0, flag("min-tflops.f32=10"));
+        let f = &r.min_tflops[&Dtype::F32];
+        assert_eq!(
+            (f.value, f.sources.clone()),
+            (10.0, vec![flag("min-tflops.f32=10")])
+        );
+        assert_eq!(r.overridden.len(), 1);
+        assert!(
+            r.overridden[0].contains("replacing 32.1"),
+            "{:?}",
+            r.overridden
+        );
+        // A catalog floor arriving later does not undo it; explicit floors keep the larger.
+        r.require_min_tflops(Dtype::F32, 40.0, catalog("g6e.2xlarge (label)"));
+        r.require_min_tflops(Dtype::F32, 12.0, flag("b"));
+        assert_eq!(r.min_tflops[&Dtype::F32].value, 12.0);
+        // Catalog floors among themselves: the larger, equal ones adding their sources.
+        r.require_min_copy(500.0, catalog("a"));
+        r.require_min_copy(500.0, catalog("b"));
+        r.require_min_copy(400.0, catalog("c"));
+        let c = r.min_copy_gbps.as_ref().unwrap();
+        assert_eq!((c.value, c.sources.len()), (500.0, 2));
     }
 
     #[test]
