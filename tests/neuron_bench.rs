@@ -196,6 +196,54 @@ fn an_injected_libnrt_error_is_a_failed_benchmark_and_exit_1() {
 }
 
 #[test]
+fn a_report_with_benchmarks_that_could_not_run_stays_readable() {
+    // The failed h2d/d2h entries have no statistics (null in JSON); verify and compare must
+    // still read the report, skip them by name and use the CPU copy beside them.
+    let mut args = vec!["--device", "all", "--kernel", "copy,h2d"];
+    args.extend_from_slice(SMALL);
+    let o = bench(
+        "inf2.xlarge",
+        INF2_XLARGE,
+        &args,
+        &[(NRT_ERRORS_ENV, "nrt_tensor_write=4")],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let benches = benchmarks(&o);
+    let failed = benches
+        .iter()
+        .find(|b| b["device"] == "neuron:0" && b["kernel"] == "h2d")
+        .expect("a failed h2d");
+    assert!(failed["stats"]["median_s"].is_null(), "{failed}");
+    assert!(benches.iter().any(|b| b["device"] == "cpu"));
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("mixed.json");
+    std::fs::write(&report, &o.stdout).unwrap();
+
+    let c = accelprobe()
+        .args(["compare", "--format", "json"])
+        .arg(&report)
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert_eq!(c.status.code(), Some(0), "{}", stderr(&c));
+    let v: Value = serde_json::from_slice(&c.stdout).unwrap();
+    let warnings = v["warnings"].to_string();
+    assert!(warnings.contains("skipped h2d"), "{warnings}");
+    assert!(v["nodes"][0]["metrics"][0]["metric"]
+        .as_str()
+        .unwrap()
+        .starts_with("copy/"));
+
+    let r = accelprobe()
+        .args(["verify", "--format", "json", "--report"])
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert_ne!(r.status.code(), Some(2), "{}", stderr(&r));
+    assert!(serde_json::from_slice::<Value>(&r.stdout).is_ok());
+}
+
+#[test]
 fn a_hung_runtime_times_out_and_names_the_call() {
     let started = Instant::now();
     let mut args = vec!["--device", "all", "--kernel", "h2d,d2h", "--timeout", "1s"];

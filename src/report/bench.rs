@@ -109,17 +109,38 @@ pub struct ProblemSize {
     pub model: Option<String>,
 }
 
-/// Summary of the per-iteration times, in seconds.
+/// Summary of the per-iteration times, in seconds. A benchmark that timed nothing (it could
+/// not run) has no statistics: its fields are NaN in memory and `null` in JSON, and `null` is
+/// read back as NaN, so such a report stays readable by `verify` and `compare`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
 pub struct Stats {
+    #[serde(deserialize_with = "null_as_nan")]
+    #[schemars(with = "Option<f64>")]
     pub median_s: f64,
+    #[serde(deserialize_with = "null_as_nan")]
+    #[schemars(with = "Option<f64>")]
     pub p10_s: f64,
+    #[serde(deserialize_with = "null_as_nan")]
+    #[schemars(with = "Option<f64>")]
     pub p90_s: f64,
+    #[serde(deserialize_with = "null_as_nan")]
+    #[schemars(with = "Option<f64>")]
     pub mean_s: f64,
+    #[serde(deserialize_with = "null_as_nan")]
+    #[schemars(with = "Option<f64>")]
     pub min_s: f64,
+    #[serde(deserialize_with = "null_as_nan")]
+    #[schemars(with = "Option<f64>")]
     pub max_s: f64,
     /// Coefficient of variation (standard deviation / mean).
+    #[serde(deserialize_with = "null_as_nan")]
+    #[schemars(with = "Option<f64>")]
     pub cv: f64,
+}
+
+/// A number, or `null` (what serde_json writes for NaN and infinities) read as NaN.
+fn null_as_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 /// Throughput at the median time.
