@@ -421,6 +421,89 @@ fn the_nodes_own_instance_type_must_satisfy_the_selectors() {
 }
 
 #[test]
+fn selectors_that_admit_nodes_without_accelerators_require_none() {
+    let dir = tempfile::tempdir().unwrap();
+    // A CPU node: no accelerators, an instance type outside the catalog.
+    let cpu = seed_report(dir.path(), "cpu.json", |r| {
+        r["devices"] = Value::Array(vec![]);
+        r["host"]["instance_type"] = "c7i.xlarge".into();
+    });
+    let affinity = |expr: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n  affinity:\n    nodeAffinity:\n      requiredDuringSchedulingIgnoredDuringExecution:\n        nodeSelectorTerms:\n        - matchExpressions:\n          - {expr}\n  containers: [{{name: c, image: x}}]\n"
+        )
+    };
+    let labels = write(
+        dir.path(),
+        "labels.yaml",
+        "node.kubernetes.io/instance-type: c7i.xlarge\nkubernetes.io/arch: amd64\nkarpenter.k8s.aws/instance-category: c\n",
+    );
+    for (name, expr) in [
+        (
+            "dne",
+            "{key: karpenter.k8s.aws/instance-gpu-count, operator: DoesNotExist}",
+        ),
+        (
+            "notin",
+            "{key: karpenter.k8s.aws/instance-gpu-name, operator: NotIn, values: [l40s]}",
+        ),
+        (
+            "arch",
+            "{key: kubernetes.io/arch, operator: In, values: [amd64]}",
+        ),
+        (
+            "family",
+            "{key: karpenter.k8s.aws/instance-family, operator: In, values: [g6e, c7i]}",
+        ),
+    ] {
+        let pod = write(dir.path(), &format!("{name}.yaml"), &affinity(expr));
+        let args = [
+            "--report",
+            cpu.to_str().unwrap(),
+            "--pod",
+            pod.to_str().unwrap(),
+        ];
+        let (code, v) = json_verdict(&args);
+        assert_eq!(code, 0, "{name}: {v}");
+        let (code, v) =
+            json_verdict(&[&args[..], &["--node-labels", labels.to_str().unwrap()]].concat());
+        assert_eq!(code, 0, "{name} with the node's labels: {v}");
+    }
+    // A selector only catalog instance types satisfy still requires their accelerators.
+    let pod = write(
+        dir.path(),
+        "g6e.yaml",
+        &affinity("{key: karpenter.k8s.aws/instance-family, operator: In, values: [g6e]}"),
+    );
+    let (code, v) = json_verdict(&[
+        "--report",
+        cpu.to_str().unwrap(),
+        "--pod",
+        pod.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{v}");
+    // And the GPU node the selector excludes fails on its own instance type.
+    let gpu = fixture("nvml/seed-l40s.json");
+    let pod = write(
+        dir.path(),
+        "dne.yaml",
+        &affinity("{key: karpenter.k8s.aws/instance-gpu-count, operator: DoesNotExist}"),
+    );
+    let (code, v) = json_verdict(&[
+        "--report",
+        gpu.to_str().unwrap(),
+        "--pod",
+        pod.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(
+        checks(&v, "requirements.consistent")[0]["status"],
+        "fail",
+        "{v}"
+    );
+}
+
+#[test]
 fn count_selectors_become_count_requirements() {
     let dir = tempfile::tempdir().unwrap();
     let r = seed_report(dir.path(), "noit.json", |r| {

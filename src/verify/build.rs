@@ -268,6 +268,38 @@ fn instance_satisfies(inst: &Instance<'_>, reqs: &[Requirement]) -> bool {
     })
 }
 
+/// Whether a node outside the catalog's supported instance types (a CPU-only node, or one
+/// whose accelerators accelprobe cannot verify) could satisfy every requirement the catalog
+/// judges. Such a node carries no GPU or accelerator labels; its type and family are none of
+/// the catalog's; its category is none of the supported families' categories; its size,
+/// generation and architecture can be anything.
+fn outsider_satisfies(instances: &[Instance<'_>], reqs: &[Requirement]) -> bool {
+    reqs.iter().all(|r| {
+        let Some(wk) = judged_label(r) else {
+            return true;
+        };
+        match wk {
+            WellKnown::InstanceType | WellKnown::InstanceFamily | WellKnown::InstanceCategory => {
+                match r.op {
+                    // Some listed value is not one the catalog's instance types carry.
+                    Operator::In => r.values.iter().any(|v| {
+                        !instances
+                            .iter()
+                            .any(|i| instance_label(i, wk).as_deref() == Some(v))
+                    }),
+                    Operator::NotIn | Operator::Exists => true,
+                    _ => false,
+                }
+            }
+            WellKnown::InstanceSize | WellKnown::InstanceGeneration | WellKnown::Arch => {
+                r.op != Operator::DoesNotExist
+            }
+            // Accelerator labels: absent on such a node.
+            _ => r.matches(None),
+        }
+    })
+}
+
 /// The one vendor of `vendors`, when they are all the same.
 fn single_vendor(vendors: impl IntoIterator<Item = Vendor>) -> Option<Vendor> {
     let mut it = vendors.into_iter();
@@ -291,7 +323,17 @@ fn narrow(
     if sources.is_empty() {
         return;
     }
-    let candidates: Vec<Instance<'_>> = all_instances(catalog)
+    let instances = all_instances(catalog);
+    // A selector that also admits nodes without a supported accelerator (`instance-gpu-count
+    // DoesNotExist`, `instance-gpu-name NotIn [...]`, `arch In [amd64]`) says nothing about
+    // which accelerator, if any, the node has: it narrows nothing.
+    if alternatives
+        .iter()
+        .any(|a| outsider_satisfies(&instances, a))
+    {
+        return;
+    }
+    let candidates: Vec<Instance<'_>> = instances
         .into_iter()
         .filter(|inst| alternatives.iter().any(|a| instance_satisfies(inst, a)))
         .collect();
