@@ -504,6 +504,59 @@ fn selectors_that_admit_nodes_without_accelerators_require_none() {
 }
 
 #[test]
+fn count_selectors_beyond_exact_and_minimum_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    // One L40S, instance type unknown: only the count selectors can judge the count.
+    let r = seed_report(dir.path(), "noit.json", |r| {
+        r["host"]["instance_type"] = Value::Null
+    });
+    let terms = |terms: &[&str]| {
+        let body: String = terms
+            .iter()
+            .map(|t| format!("        - matchExpressions:\n          - {t}\n"))
+            .collect();
+        format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n  affinity:\n    nodeAffinity:\n      requiredDuringSchedulingIgnoredDuringExecution:\n        nodeSelectorTerms:\n{body}  containers: [{{name: c, image: x}}]\n")
+    };
+    let count = |op: &str, values: &str| {
+        format!("{{key: karpenter.k8s.aws/instance-gpu-count, operator: {op}, values: [{values}]}}")
+    };
+    for (name, pod, passes) in [
+        ("lt2", terms(&[&count("Lt", "\"2\"")]), true),
+        ("lt1", terms(&[&count("Lt", "\"1\"")]), false),
+        ("in24", terms(&[&count("In", "\"2\", \"4\"")]), false),
+        ("in12", terms(&[&count("In", "\"1\", \"2\"")]), true),
+        ("notin1", terms(&[&count("NotIn", "\"1\"")]), false),
+        (
+            "or",
+            terms(&[&count("In", "\"8\""), &count("In", "\"1\"")]),
+            true,
+        ),
+        (
+            "or-not",
+            terms(&[&count("In", "\"8\""), &count("In", "\"4\"")]),
+            false,
+        ),
+    ] {
+        let pod = write(dir.path(), &format!("{name}.yaml"), &pod);
+        let (code, v) = json_verdict(&[
+            "--report",
+            r.to_str().unwrap(),
+            "--pod",
+            pod.to_str().unwrap(),
+        ]);
+        assert_eq!(code, if passes { 0 } else { 1 }, "{name}: {v}");
+        let c = checks(&v, "gpu.count");
+        assert!(
+            c.iter().any(|c| c["expected"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("satisfies "))
+                && c["status"] == if passes { "pass" } else { "fail" }),
+            "{name}: {c:?}"
+        );
+    }
+}
+
+#[test]
 fn count_selectors_become_count_requirements() {
     let dir = tempfile::tempdir().unwrap();
     let r = seed_report(dir.path(), "noit.json", |r| {

@@ -8,7 +8,7 @@ use super::expect::Expect;
 use super::kubernetes::{
     parse_int, Manifests, NodeLabels, Operator, Requirement, ResourceName, WellKnown,
 };
-use super::requirements::{sources_text, Requirements};
+use super::requirements::{sources_text, CountSelector, Requirements};
 use super::source::Source;
 use crate::report::{Dtype, Kernel, Vendor};
 
@@ -423,10 +423,7 @@ fn check_node(
 /// Count and memory selectors become count and memory requirements.
 fn selectors_to_requirements(req: &mut Requirements, reqs: &[Requirement]) {
     for r in reqs {
-        let count_key = matches!(
-            r.label().well_known(),
-            Some(WellKnown::InstanceGpuCount | WellKnown::InstanceAcceleratorCount)
-        );
+        let count_key = is_count_key(r);
         // The same integer reading as the selector's own matching.
         let n = r
             .values
@@ -459,6 +456,45 @@ fn apply_selector(
     if let [only] = alternatives {
         selectors_to_requirements(req, only);
     }
+    count_selector(req, alternatives);
+}
+
+fn is_count_key(r: &Requirement) -> bool {
+    matches!(
+        r.label().well_known(),
+        Some(WellKnown::InstanceGpuCount | WellKnown::InstanceAcceleratorCount)
+    )
+}
+
+/// Keep the selector's requirements on the count label as a [`CountSelector`] when
+/// [`selectors_to_requirements`] could not express them all (`Lt`, `Lte`, `NotIn`, `In` with
+/// several values, `Exists`/`DoesNotExist`, alternatives). An alternative that says nothing
+/// about the count admits any count, and so does the selector then.
+fn count_selector(req: &mut Requirements, alternatives: &[Vec<Requirement>]) {
+    let per_alt: Vec<Vec<Requirement>> = alternatives
+        .iter()
+        .map(|a| a.iter().filter(|r| is_count_key(r)).cloned().collect())
+        .collect();
+    if per_alt.is_empty() || per_alt.iter().any(Vec::is_empty) {
+        return;
+    }
+    let expressed = |r: &Requirement| {
+        let n = r.values.first().and_then(|v| parse_int(v));
+        n.is_some_and(|n| u32::try_from(n).is_ok())
+            && match r.op {
+                Operator::In => r.values.len() == 1,
+                Operator::Gt | Operator::Gte => true,
+                _ => false,
+            }
+    };
+    if let [only] = per_alt.as_slice() {
+        if only.iter().all(expressed) {
+            return;
+        }
+    }
+    req.count_selectors.push(CountSelector {
+        alternatives: per_alt,
+    });
 }
 
 /// NodePools and Pods (and workloads' pod templates).

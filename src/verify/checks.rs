@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::checks_neuron as neuron;
-use super::requirements::{compare_versions, Requirements, Sourced};
+use super::requirements::{compare_versions, CountSelector, Requirements, Sourced};
 use super::source::Source;
 use super::verdict::{Check, Status};
 use crate::report::{Benchmark, Device, Dtype, Kernel, Report, RuntimeKind, RuntimeStatus, Vendor};
@@ -282,6 +282,19 @@ fn gpu_count(i: &Inputs<'_>) -> Vec<Check> {
             ));
         }
     }
+    for sel in &i.req.count_selectors {
+        match problem {
+            Some(why) => out.push(check(
+                "gpu.count",
+                Status::Fail,
+                Some(format!("satisfies {}", sel.text())),
+                None,
+                format!("required but cannot be checked: {why}"),
+                &sel.sources(),
+            )),
+            None => out.push(count_selector_check("gpu.count", sel, n, "GPU")),
+        }
+    }
     if let Some(c) = &i.req.min_count {
         let ok = n >= c.value;
         out.push(check(
@@ -307,6 +320,23 @@ fn gpu_count(i: &Inputs<'_>) -> Vec<Check> {
         ));
     }
     out
+}
+
+/// A selector on the device-count label against the `n` devices found.
+pub(super) fn count_selector_check(id: &str, sel: &CountSelector, n: u32, noun: &str) -> Check {
+    let ok = sel.admits(n);
+    check(
+        id,
+        if ok { Status::Pass } else { Status::Fail },
+        Some(format!("satisfies {}", sel.text())),
+        Some(n.to_string()),
+        format!(
+            "{n} {noun}(s) found, which {} {}",
+            sel.text(),
+            if ok { "allows" } else { "does not allow" }
+        ),
+        &sel.sources(),
+    )
 }
 
 fn gpu_memory(i: &Inputs<'_>) -> Vec<Check> {

@@ -3,7 +3,7 @@
 //! want Neuron accelerators; on other nodes they are skipped, as the GPU checks are skipped
 //! (or left to these) on Neuron nodes.
 
-use super::checks::{cannot_run, check, Inputs};
+use super::checks::{cannot_run, check, count_selector_check, Inputs};
 use super::requirements::Sourced;
 use super::verdict::{Check, Status};
 use crate::report::{Device, Report, RuntimeKind, RuntimeStatus, Vendor};
@@ -82,6 +82,15 @@ pub(super) fn neuron_count(i: &Inputs<'_>) -> Vec<Check> {
     }
     if let Some(c) = &i.req.min_count {
         out.push(count_check(&found, c, false));
+    }
+    for sel in &i.req.count_selectors {
+        let n = found.len() as u32;
+        out.push(count_selector_check(
+            "neuron.count",
+            sel,
+            n,
+            "Neuron device",
+        ));
     }
     if out.is_empty() {
         out.push(check(

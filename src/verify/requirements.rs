@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::kubernetes::Requirement;
 use super::source::Source;
 use super::verdict::AppliedRequirement;
 use crate::report::{Dtype, Vendor};
@@ -48,10 +49,53 @@ pub struct Requirements {
     pub pcie_gen: Option<Sourced<u32>>,
     /// NeuronCores the workload needs in all (`aws.amazon.com/neuroncore` requests).
     pub min_neuron_cores: Option<Sourced<u32>>,
+    /// Selectors on the device-count label that neither an exact nor a minimum count
+    /// expresses: the node's count must satisfy each.
+    pub count_selectors: Vec<CountSelector>,
     /// Combinations that cannot all hold.
     pub conflicts: Vec<String>,
     /// Exact demands replaced by a higher-precedence source.
     pub overridden: Vec<String>,
+}
+
+/// A selector on the device-count label (`instance-gpu-count Lt 2`, `In [1, 2]`, `NotIn`,
+/// alternatives with different counts) that an exact or minimum count cannot express.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CountSelector {
+    /// Per alternative (ORed), its requirements on the count label (ANDed).
+    pub alternatives: Vec<Vec<Requirement>>,
+}
+
+impl CountSelector {
+    /// Whether a node with `count` devices satisfies it (with none, the label is absent).
+    pub fn admits(&self, count: u32) -> bool {
+        let value = (count > 0).then(|| count.to_string());
+        self.alternatives
+            .iter()
+            .any(|a| a.iter().all(|r| r.matches(value.as_deref())))
+    }
+
+    /// `karpenter.k8s.aws/instance-gpu-count Lt 2`, alternatives joined with "or".
+    pub fn text(&self) -> String {
+        self.alternatives
+            .iter()
+            .map(|a| {
+                a.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            })
+            .collect::<Vec<_>>()
+            .join(" or ")
+    }
+
+    pub fn sources(&self) -> Vec<Source> {
+        self.alternatives
+            .iter()
+            .flatten()
+            .map(|r| r.source.clone())
+            .collect()
+    }
 }
 
 pub(super) fn sources_text(s: &[Source]) -> String {
@@ -227,6 +271,9 @@ impl Requirements {
         }
         if let Some(c) = &self.min_count {
             push("gpu.count", format!("at least {}", c.value), &c.sources);
+        }
+        for c in &self.count_selectors {
+            push("gpu.count", format!("satisfies {}", c.text()), &c.sources());
         }
         if let Some(m) = &self.min_memory_mib {
             push("gpu.memory", format!(">= {} MiB", m.value), &m.sources);
