@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 
-use common::{accelprobe, fakes, fixture, Collector};
+use common::{accelprobe, fakes, fixture, stderr, Collector};
 use serde_json::Value;
 
 /// A requirements directory with the seed's NodePool and Pod, and a labels file for a node of
@@ -225,6 +225,32 @@ fn a_node_the_collector_has_no_requirements_for_fails() {
         "the probe itself found nothing wrong"
     );
     let (_, body) = collector.get("/v1/nodes/bare");
+    let h = json(&body);
+    assert_eq!(h["history"][0]["passed"], false, "{body}");
+    assert_eq!(h["history"][0]["failing"][0]["id"], "requirements.present");
+
+    // Labels every node has (an on-premises node, a NodePool the collector does not hold)
+    // say nothing about its accelerators: still nothing to judge against.
+    let labels = dir.path().join("labels.yaml");
+    std::fs::write(
+        &labels,
+        "kubernetes.io/arch: amd64\nkubernetes.io/os: linux\nkubernetes.io/hostname: onprem-1\nkarpenter.sh/nodepool: elsewhere\n",
+    )
+    .unwrap();
+    let mut cmd = accelprobe();
+    fakes().serve(&mut cmd, "seed-l40s");
+    let o = cmd
+        .args(["run", "--no-bench", "--node-labels"])
+        .arg(&labels)
+        .arg("--post")
+        .arg(format!("{}/v1/reports", collector.url))
+        .arg("--termination-log")
+        .arg(dir.path().join("term"))
+        .env("NODE_NAME", "onprem-1")
+        .output()
+        .unwrap();
+    assert!(stderr(&o).contains("delivered (HTTP 201)"), "{}", stderr(&o));
+    let (_, body) = collector.get("/v1/nodes/onprem-1");
     let h = json(&body);
     assert_eq!(h["history"][0]["passed"], false, "{body}");
     assert_eq!(h["history"][0]["failing"][0]["id"], "requirements.present");
