@@ -539,6 +539,11 @@ pub struct ServeArgs {
     /// Largest report accepted (bytes; KiB and MiB suffixes allowed).
     #[arg(long, value_name = "SIZE", default_value = "8MiB", env = "ACCELPROBE_MAX_BODY", value_parser = parse_size)]
     pub max_body: usize,
+
+    /// How long a connection may take to send a request's headers; a kept-alive connection
+    /// waiting for its next request counts too. Then it is closed.
+    #[arg(long, value_name = "DURATION", default_value = "10s", env = "ACCELPROBE_HEADER_TIMEOUT", value_parser = parse_duration)]
+    pub header_timeout: Duration,
 }
 
 /// `accelprobe serve`: runs until SIGTERM or SIGINT.
@@ -552,6 +557,7 @@ pub fn serve(args: &ServeArgs) -> Result<Outcome, Error> {
         insecure: args.insecure,
         kube: args.kube,
         max_body: args.max_body,
+        header_timeout: args.header_timeout,
     };
     serve::serve(opts).map_err(|e| match e {
         ServeError::Config(m) => Error::Usage(m),

@@ -6,6 +6,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
 
 use common::{accelprobe, fakes, fixture, stderr, Collector};
 use serde_json::Value;
@@ -249,7 +250,11 @@ fn a_node_the_collector_has_no_requirements_for_fails() {
         .env("NODE_NAME", "onprem-1")
         .output()
         .unwrap();
-    assert!(stderr(&o).contains("delivered (HTTP 201)"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("delivered (HTTP 201)"),
+        "{}",
+        stderr(&o)
+    );
     let (_, body) = collector.get("/v1/nodes/onprem-1");
     let h = json(&body);
     assert_eq!(h["history"][0]["passed"], false, "{body}");
@@ -433,4 +438,49 @@ fn unsafe_or_broken_settings_are_refused_with_one_line() {
     let (code, err) = serve_fails(&["--db", db, "--listen", &addr]);
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("cannot listen"), "{err}");
+}
+
+#[test]
+fn connections_that_stall_before_their_headers_are_closed() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Collector::start(&[
+        "--db".as_ref(),
+        dir.path().join("c.db").as_os_str(),
+        "--header-timeout".as_ref(),
+        "1s".as_ref(),
+    ]);
+    let addr = collector.url.trim_start_matches("http://").to_string();
+    let open = || {
+        let s = std::net::TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+        s
+    };
+    // Closed: read returns end of stream (or the connection is reset), well before 15 s.
+    let closed_within = |mut s: std::net::TcpStream, what: &str| {
+        let started = Instant::now();
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest);
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_secs(10),
+            "{what}: open after {took:?}"
+        );
+        rest
+    };
+    // Half a request line, then nothing.
+    let mut slow = open();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    closed_within(slow, "a half-sent header");
+    // A kept-alive connection idle after its first answer.
+    let mut idle = open();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let answer = closed_within(idle, "an idle kept-alive connection");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // The collector still serves.
+    let (status, _) = collector.get("/healthz");
+    assert_eq!(status, 200);
 }

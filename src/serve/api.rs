@@ -26,8 +26,8 @@ use crate::report::Report;
 use crate::verify::catalog::Catalog;
 use crate::verify::kubernetes::{self, Manifests};
 
-/// A whole request, body included, must arrive within this time (slow clients cannot hold
-/// connections forever).
+/// A request must be read and answered within this time once its headers are in (a body
+/// that trickles is cut off); the headers themselves have `--header-timeout`.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Longest report id and node name accepted.

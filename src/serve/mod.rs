@@ -35,6 +35,8 @@ pub struct ServeOptions {
     pub insecure: bool,
     pub kube: bool,
     pub max_body: usize,
+    /// Longest wait for a request's headers (idle kept-alive connections included).
+    pub header_timeout: Duration,
 }
 
 /// Why the collector did not start or stopped.
@@ -152,18 +154,19 @@ pub fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         let app = api::router(state, opts.max_body);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let mut stopping = stop_rx.clone();
-        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        tokio::spawn(async move {
             shutdown_signal().await;
             log("stopping: finishing open requests");
             let _ = stop_tx.send(true);
         });
+        let server = serve_connections(listener, app, opts.header_timeout, stop_rx.clone());
         // Idle or slow connections must not hold the shutdown forever.
         let deadline = async move {
             let _ = stopping.wait_for(|s| *s).await;
             tokio::time::sleep(SHUTDOWN_GRACE).await;
         };
         tokio::select! {
-            r = server => r.map_err(|e| ServeError::Start(format!("the server stopped: {e}")))?,
+            () = server => {}
             _ = deadline => log(&format!(
                 "connections still open after {}s; closing them",
                 SHUTDOWN_GRACE.as_secs()
@@ -173,6 +176,60 @@ pub fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         log("stopped");
         Ok(())
     })
+}
+
+/// Accept connections and serve each with HTTP/1.1 until `stopping` turns true; then let every
+/// open connection finish its request and wait for them all. A connection that does not send
+/// a request's headers within `header_timeout` (slow, or idle between requests) is closed, so
+/// clients that connect and stall cannot pile up.
+async fn serve_connections(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    header_timeout: Duration,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    // Every connection task holds a receiver; `closed()` resolves when the last is gone.
+    let (open_tx, open_rx) = tokio::sync::watch::channel(());
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait rather than spin.
+                    log(&format!("cannot accept a connection: {e}"));
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            },
+            () = stopped(&mut stopping) => break,
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let mut stop = stopping.clone();
+        let open = open_rx.clone();
+        tokio::spawn(async move {
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(TokioTimer::new())
+                .header_read_timeout(header_timeout);
+            let conn = http.serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                () = stopped(&mut stop) => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+            drop(open);
+        });
+    }
+    drop(open_rx);
+    open_tx.closed().await;
+}
+
+/// Resolves once `stopping` is true (or its sender is gone).
+async fn stopped(stopping: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = stopping.wait_for(|s| *s).await;
 }
 
 async fn shutdown_signal() {
@@ -361,6 +418,7 @@ mod tests {
             insecure,
             kube: false,
             max_body: 1,
+            header_timeout: Duration::from_secs(10),
         }
     }
 
