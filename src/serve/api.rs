@@ -256,6 +256,33 @@ fn refuse(state: &AppState, why: Rejection, status: StatusCode, message: String)
     error(status, message)
 }
 
+/// Store `new` and, once it is stored, count it and wake the gate for `node` (a repeat too:
+/// it may follow a gate action that never happened, a crash after the commit). This runs as
+/// its own task so that a request dropped while the commit is under way (its 30 s ran out,
+/// the client went away) still counts the report and wakes the gate: a committed verdict is
+/// never left unapplied until the next restart.
+async fn store_and_wake(
+    state: &Arc<AppState>,
+    new: NewReport,
+    node: &str,
+) -> Result<Stored, super::store::StoreError> {
+    let state = Arc::clone(state);
+    let node = node.to_string();
+    let task = tokio::spawn(async move {
+        let stored = state.store.insert(new).await;
+        match &stored {
+            Ok(Stored::New(_)) => state.counters.stored.inc(),
+            Ok(Stored::Repeat(_)) => state.counters.repeats.inc(),
+            _ => return stored,
+        };
+        if let Some(q) = &state.gate_queue {
+            q.wake(&node);
+        }
+        stored
+    });
+    task.await.unwrap_or(Err(super::store::StoreError::Closed))
+}
+
 async fn post_report(State(state): State<Shared>, body: Result<Bytes, BytesRejection>) -> Response {
     let body = match body {
         Ok(b) => b,
@@ -381,26 +408,15 @@ async fn post_report(State(state): State<Shared>, body: Result<Bytes, BytesRejec
         serde_json::to_string(&verdict).unwrap_or_default(),
     );
     let (verdict_json, summary_json) = (new.verdict_json.clone(), new.summary_json.clone());
-    match state.store.insert(new).await {
-        Ok(Stored::New(summary)) => {
-            state.counters.stored.inc();
-            if let Some(q) = &state.gate_queue {
-                q.wake(&node);
-            }
-            answer(
-                StatusCode::CREATED,
-                "new",
-                &summary,
-                &summary_json,
-                &verdict_json,
-            )
-        }
+    match store_and_wake(&state, new, &node).await {
+        Ok(Stored::New(summary)) => answer(
+            StatusCode::CREATED,
+            "new",
+            &summary,
+            &summary_json,
+            &verdict_json,
+        ),
         Ok(Stored::Repeat(summary)) => {
-            state.counters.repeats.inc();
-            // A repeat may follow a gate action that never happened (a crash after the commit).
-            if let Some(q) = &state.gate_queue {
-                q.wake(&node);
-            }
             // Repeats are rare: their stored summary is written out again.
             let summary_json = serde_json::to_string(&summary).unwrap_or_else(|_| "null".into());
             answer(StatusCode::OK, "repeat", &summary, &summary_json, "null")
