@@ -279,6 +279,7 @@ async fn start_gate_worker(
         requeue: queue.clone(),
         failures: HashMap::new(),
         unrecorded: HashMap::new(),
+        retrying: Default::default(),
     };
     tokio::spawn(async move {
         while let Some(node) = rx.recv().await {
@@ -314,6 +315,9 @@ struct GateWorker {
     /// (report id, the line to log once recorded). The next attempt records it without
     /// applying it again (which would post a second Event for a failed node).
     unrecorded: HashMap<String, (String, String)>,
+    /// Nodes with a retry already scheduled: more failures (a new report for a node whose
+    /// gate keeps failing) do not start more timers.
+    retrying: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 impl GateWorker {
@@ -386,15 +390,30 @@ impl GateWorker {
     fn retry_later(&mut self, node: &str, why: &str) {
         let n = self.failures.entry(node.to_string()).or_insert(0);
         *n += 1;
-        let delay = retry_delay(*n);
+        let (n, delay) = (*n, retry_delay(*n));
+        let scheduled = {
+            let mut retrying = self.retrying.lock().unwrap_or_else(|e| e.into_inner());
+            retrying.insert(node.to_string())
+        };
+        if !scheduled {
+            log(&format!(
+                "node {node}: attempt {n}: {why}; a retry is already scheduled"
+            ));
+            return;
+        }
         log(&format!(
             "node {node}: attempt {n}: {why}; retrying in {}s",
             delay.as_secs()
         ));
         let q = self.requeue.clone();
         let again = node.to_string();
+        let retrying = Arc::clone(&self.retrying);
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
+            retrying
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&again);
             q.wake(&again);
         });
     }
