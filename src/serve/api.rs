@@ -232,19 +232,31 @@ fn node_name(host: &crate::report::Host) -> Result<String, String> {
             "the report names no node (host.kubernetes.node_name and host.hostname are \
                 both missing); set NODE_NAME from the downward API",
         )?;
-    if name.is_empty() || name.len() > MAX_NODE || name.chars().any(char::is_control) {
+    if !path_segment_ok(&name, MAX_NODE) {
         return Err(format!(
-            "node name {:?} is not a valid node name (1 to {MAX_NODE} printable characters)",
+            "node name {:?} is not a valid node name (1 to {MAX_NODE} printable characters \
+             without '/', not '.' or '..')",
             name.chars().take(64).collect::<String>()
         ));
     }
     Ok(name)
 }
 
+/// Whether `s` can be one segment of a URL path (`/v1/nodes/{name}`, `/v1/reports/{id}`) that
+/// every client reads back as itself: printable, no '/', and not a dot segment, which
+/// browsers resolve away even when percent-encoded.
+fn path_segment_ok(s: &str, max: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s != "."
+        && s != ".."
+        && !s.chars().any(|c| c.is_control() || c == '/')
+}
+
 fn check_id(id: &str) -> Result<(), String> {
-    if id.is_empty() || id.len() > MAX_ID || id.chars().any(|c| c.is_control() || c == '/') {
+    if !path_segment_ok(id, MAX_ID) {
         return Err(format!(
-            "report id must be 1 to {MAX_ID} printable characters without '/'"
+            "report id must be 1 to {MAX_ID} printable characters without '/', not '.' or '..'"
         ));
     }
     Ok(())
@@ -567,6 +579,17 @@ async fn not_found() -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_must_read_back_as_one_path_segment() {
+        for ok in ["ip-10-0-1-2.ec2.internal", "a.b", "..x", "n\u{e9}ud"] {
+            assert!(path_segment_ok(ok, 253), "{ok}");
+        }
+        for bad in ["", ".", "..", "a/b", "a\nb", &"x".repeat(254)] {
+            assert!(!path_segment_ok(bad, 253), "{bad:?}");
+        }
+        assert!(check_id("..").is_err());
+    }
 
     #[test]
     fn tokens_are_checked_exactly() {
