@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::{
     accelprobe, bench_benchmarks, fake_nrt, fixture, neuron_bench, stderr, stdout, NRT_CONFIG_ENV,
-    NRT_CORRUPT_ENV, NRT_ERRORS_ENV, NRT_HANG_ENV,
+    NRT_CORRUPT_ENV, NRT_ERRORS_ENV, NRT_HANG_ENV, NRT_STALE_ENV,
 };
 use serde_json::Value;
 
@@ -313,6 +313,20 @@ fn corrupted_copies_fail_the_check() {
     for b in benchmarks(&o) {
         assert_eq!(b["correctness"]["passed"], false, "{b}");
     }
+    // Writes that stop arriving after the first two (the zeros and the first timed write)
+    // while still returning success: the read-back must show it.
+    let mut h2d = vec!["--device", "neuron:0", "--kernel", "h2d"];
+    h2d.extend_from_slice(SMALL);
+    let o = bench(
+        "inf2.xlarge",
+        INF2_XLARGE,
+        &h2d,
+        &[(NRT_STALE_ENV, "nrt_tensor_write=2")],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let b = benchmarks(&o);
+    assert_eq!(b[0]["kernel"], "h2d");
+    assert_eq!(b[0]["correctness"]["passed"], false, "{}", b[0]);
     // accelprobe's own damage after the run, for h2d only.
     let o = bench(
         "inf2.xlarge",

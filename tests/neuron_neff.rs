@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::{
     accelprobe, bench_benchmarks, fixture, neuron_bench, stderr, stdout, NRT_CORRUPT_ENV,
-    NRT_ERRORS_ENV, NRT_HANG_ENV,
+    NRT_ERRORS_ENV, NRT_HANG_ENV, NRT_STALE_ENV,
 };
 use serde_json::Value;
 
@@ -241,6 +241,14 @@ fn runtime_faults_fail_the_model_benchmark() {
         b["iterations"].as_u64().unwrap() > 0,
         "timed, then rejected"
     );
+    // Executions that stop writing their outputs after the first, still returning success.
+    let o = bench(
+        &with_model(&m, &["--device", "neuron:0", "--kernel", "h2d"]),
+        &[(NRT_STALE_ENV, "nrt_execute=1")],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let b = &neff_benchmarks(&o)[0];
+    assert_eq!(b["correctness"]["passed"], false, "{b}");
 }
 
 #[test]

@@ -20,7 +20,9 @@ use rayon::prelude::*;
 use super::block::{self, At, Ops};
 use super::check::{check_gemm, exact_compare, Gemm};
 use super::data::{gemm_inputs, round_tf32, round_to, Inputs};
-use super::inference::{inference_bound, matmul, reference, relative_rms_error, Block, BlockShape};
+use super::inference::{
+    deviation, inference_bound, matmul, reference, Block, BlockShape, WORST_ELEMENT_FACTOR,
+};
 use super::timing::{self, host_time, Budget, Rounds};
 use super::{finish, Injection, Measured};
 use crate::report::{Benchmark, Correctness, Dtype, Kernel, ProblemSize};
@@ -301,21 +303,34 @@ impl Cpu<'_> {
 pub fn check_inference(blk: &Block, out: &[f32], threads: usize) -> Correctness {
     let bound = inference_bound(blk.dtype);
     let want = reference(blk, threads);
-    let (err, worst) = relative_rms_error(out, &want);
-    let passed = err <= bound;
+    let dev = deviation(out, &want);
+    let passed = dev.within(bound);
+    let worst_bound = bound * WORST_ELEMENT_FACTOR;
     Correctness {
         passed,
-        max_rel_error: err.is_finite().then_some(err),
+        max_rel_error: dev.rms.is_finite().then_some(dev.rms),
         bound,
-        method: "whole output vs an f64 forward pass of the same weights; RMS error relative to the reference's RMS".into(),
+        method: format!(
+            "whole output vs an f64 forward pass of the same weights; RMS error relative to the \
+             reference's RMS, and no element off by more than {WORST_ELEMENT_FACTOR} times the bound"
+        ),
         elements_checked: want.len() as u64,
         failure: (!passed).then(|| {
-            if err.is_finite() {
-                format!("relative RMS error {err:.3e} > bound {bound:.0e}; largest deviation at element {worst}")
-            } else if out.len() != want.len() {
+            if out.len() != want.len() {
                 format!("output has {} elements, expected {}", out.len(), want.len())
+            } else if !dev.rms.is_finite() {
+                format!("output element {} is NaN or infinite", dev.at)
+            } else if dev.rms > bound {
+                format!(
+                    "relative RMS error {:.3e} > bound {bound:.0e}; largest deviation at element {}",
+                    dev.rms, dev.at
+                )
             } else {
-                format!("output element {worst} is NaN or infinite")
+                format!(
+                    "element {} is off by {:.3e} of the output's RMS > {worst_bound:.0e} \
+                     (relative RMS error {:.3e} is within {bound:.0e})",
+                    dev.at, dev.worst, dev.rms
+                )
             }
         }),
     }

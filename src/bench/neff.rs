@@ -441,7 +441,7 @@ fn run_model(
     let mut zero_filled = Vec::new();
     for t in &tensors {
         let cname = c_name(&t.name).map_err(call)?;
-        let mut tensor = Tensor::allocate(lib, slot, nc, t.size, &cname).map_err(call)?;
+        let tensor = Tensor::allocate(lib, slot, nc, t.size, &cname).map_err(call)?;
         if t.input {
             match model.inputs.iter().find(|f| f.name == t.name) {
                 Some(file) => tensor.write(&file.data).map_err(call)?,
@@ -485,6 +485,15 @@ fn run_model(
         }
         Ok(all)
     };
+    // Outputs are filled with a pattern before the first and the final execution, so an
+    // execution that returns success without writing them cannot match.
+    let poison_outputs = || -> Result<(), CallFailure> {
+        for (info, tensor) in allocated.iter().filter(|(i, _)| !i.input) {
+            tensor.write(&vec![POISON; info.size])?;
+        }
+        Ok(())
+    };
+    poison_outputs().map_err(call)?;
     execute().map_err(call)?;
     let first = read_outputs().map_err(call)?;
     let samples = timing::consecutive_rounds(&job.plan.budget, timing::DEVICE_ROUNDS, || {
@@ -493,6 +502,8 @@ fn run_model(
         r.map(|()| t)
     })
     .map_err(call)?;
+    poison_outputs().map_err(call)?;
+    execute().map_err(call)?;
     let last = read_outputs().map_err(call)?;
     slot.enter("compare", Some(nc));
     let out_tensors: Vec<&TensorInfo> = tensors.iter().filter(|t| !t.input).collect();
@@ -523,10 +534,14 @@ fn run_model(
     })
 }
 
+/// What output tensors hold before an execution that is checked.
+const POISON: u8 = 0xA5;
+
 /// The outputs after the last execution must equal those after the first, byte for byte.
 fn determinism(first: &[u8], last: &[u8], outputs: &[&TensorInfo]) -> Correctness {
-    let method = "outputs of the first execution read back and compared byte for byte with \
-                  those after the last timed execution (same inputs, so they must not change)";
+    let method = "outputs filled with a pattern, then the first execution's read back and \
+                  compared byte for byte with those of one more execution after the timed ones, \
+                  its outputs filled again first (same inputs, so they must not change)";
     let mut c = exact_compare(last, first, method);
     // Name the output tensor and byte instead of the word index.
     if let Some(at) = first.iter().zip(last).position(|(a, b)| a != b) {

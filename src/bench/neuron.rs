@@ -332,7 +332,9 @@ impl<'a> Tensor<'a> {
         Ok(Tensor { lib, slot, nc, ptr })
     }
 
-    pub(super) fn write<T: Copy>(&mut self, data: &[T]) -> Result<(), CallFailure> {
+    /// Copy `data` into the tensor. `&self`: the memory written is the runtime's, not this
+    /// handle's (as writing through a `&File`).
+    pub(super) fn write<T: Copy>(&self, data: &[T]) -> Result<(), CallFailure> {
         self.slot.enter("nrt_tensor_write", Some(self.nc));
         let (t, buf, size) = (
             self.ptr,
@@ -381,6 +383,18 @@ impl Drop for Tensor<'_> {
     }
 }
 
+/// Words between two stamps: one per 4 KiB page.
+const STAMP_STRIDE: usize = 1024;
+
+/// Mark `data` as the `n`-th write: one word per page gets a value no other write has (odd,
+/// so never the zeros the tensor starts with). A write that stops arriving, or arrives only
+/// in part, leaves an older stamp behind.
+fn stamp(data: &mut [u32], n: u32) {
+    for w in data.iter_mut().step_by(STAMP_STRIDE) {
+        *w = n.wrapping_mul(2) | 1;
+    }
+}
+
 /// One `h2d` or `d2h` benchmark on NeuronCore `nc`.
 fn transfer(
     lib: &libloading::Library,
@@ -394,19 +408,22 @@ fn transfer(
     let bytes = words * 4;
     slot.enter("prepare host buffers", Some(nc));
     let mut inp = Inputs::new(job.seed);
-    let data: Vec<u32> = (0..words).map(|_| inp.next_f32().to_bits() | 1).collect();
+    let mut data: Vec<u32> = (0..words).map(|_| inp.next_f32().to_bits() | 1).collect();
     let mut back = vec![0u32; words];
     let budget = job.plan.budget;
-    let run = |back: &mut Vec<u32>| -> Result<Rounds, CallFailure> {
+    let mut run = |back: &mut Vec<u32>| -> Result<Rounds, CallFailure> {
         let name = match kernel {
             Kernel::D2h => c"accelprobe-d2h",
             _ => c"accelprobe-h2d",
         };
-        let mut tensor = Tensor::allocate(lib, slot, nc, bytes, name)?;
+        let tensor = Tensor::allocate(lib, slot, nc, bytes, name)?;
         if kernel == Kernel::H2d {
             // Zeros first, so data that never arrives fails the check.
             tensor.write(back)?;
+            let mut writes = 0u32;
             let samples = timing::consecutive_rounds(&budget, DEVICE_ROUNDS, || {
+                writes += 1;
+                stamp(&mut data, writes);
                 let mut r = Ok(());
                 let t = host_time(|| r = tensor.write(&data));
                 r.map(|()| t)
@@ -429,8 +446,10 @@ fn transfer(
             slot.enter("compare", Some(nc));
             job.injection.corrupt_bits(kernel, &mut back);
             let method = if kernel == Kernel::H2d {
-                "tensor filled with zeros before the first write, read back after the last and \
-                 compared word by word with the source"
+                "tensor filled with zeros before the first write; before each write (untimed) \
+                 one word in every 4 KiB is stamped with the write's number, so each write \
+                 changes every page; read back after the last and compared word by word with \
+                 what it wrote"
             } else {
                 "host buffer zeroed before each read, then compared word by word with the data \
                  written"

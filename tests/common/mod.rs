@@ -350,6 +350,7 @@ pub const NRT_ERRORS_ENV: &str = "ACCELPROBE_FAKE_NRT_ERRORS";
 pub const NRT_HANG_ENV: &str = "ACCELPROBE_FAKE_NRT_HANG";
 /// Fake libnrt bit flips: `nrt_tensor_write,nrt_tensor_read`.
 pub const NRT_CORRUPT_ENV: &str = "ACCELPROBE_FAKE_NRT_CORRUPT";
+pub const NRT_STALE_ENV: &str = "ACCELPROBE_FAKE_NRT_STALE";
 
 /// `accelprobe bench --no-cuda --format json` on the sysfs tree `root` with the fake libnrt
 /// configured by `config` (NVML kept out), plus `args` and `env`.

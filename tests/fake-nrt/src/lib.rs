@@ -20,6 +20,9 @@
 //! - [`CORRUPT_ENV`]: `function,...` — `nrt_tensor_write` / `nrt_tensor_read` flip one bit of
 //!   the middle byte of what they copy, so a caller's check must reject the data;
 //!   `nrt_execute` does so to its first output on every execution after a model's first.
+//! - [`STALE_ENV`]: `function=N,...` — `nrt_tensor_write` after a tensor's first N writes,
+//!   and `nrt_execute` after a model's first N executions, return success having written
+//!   nothing.
 //!
 //! Tensors are host memory; `nrt_tensor_allocate` refuses (`NRT_INVALID`) a logical
 //! NeuronCore that is not visible (`visible_cores`).
@@ -46,6 +49,10 @@ pub const HANG_ENV: &str = "ACCELPROBE_FAKE_NRT_HANG";
 /// Bit flips to inject: `function,...` (`nrt_tensor_write`, `nrt_tensor_read`) — that call
 /// copies the data with one bit of its middle byte flipped.
 pub const CORRUPT_ENV: &str = "ACCELPROBE_FAKE_NRT_CORRUPT";
+/// Work that silently stops: `function=N,...` — `nrt_tensor_write` copies nothing after a
+/// tensor's first N writes, `nrt_execute` writes no output after a model's first N
+/// executions; both still return `NRT_SUCCESS`.
+pub const STALE_ENV: &str = "ACCELPROBE_FAKE_NRT_STALE";
 
 type NrtStatus = c_int;
 const NRT_SUCCESS: NrtStatus = 0;
@@ -120,12 +127,16 @@ fn guard(function: &str, needs_init: bool, f: impl FnOnce(&Value) -> NrtStatus) 
     .unwrap_or(NRT_FAILURE)
 }
 
+/// Whether `function` is listed in the environment variable `var` (`function,...`).
+fn listed(var: &str, function: &str) -> bool {
+    std::env::var(var)
+        .map(|v| v.split(',').any(|f| f.trim() == function))
+        .unwrap_or(false)
+}
+
 /// Flip one bit of the middle byte of `data` when `function` is listed in [`CORRUPT_ENV`].
 fn maybe_corrupt(function: &str, data: &mut [u8]) {
-    let listed = std::env::var(CORRUPT_ENV)
-        .map(|v| v.split(',').any(|f| f.trim() == function))
-        .unwrap_or(false);
-    if listed && !data.is_empty() {
+    if listed(CORRUPT_ENV, function) && !data.is_empty() {
         let i = data.len() / 2;
         data[i] ^= 0x10;
     }
@@ -248,6 +259,8 @@ pub extern "C" fn nrt_close() {
 /// A fake tensor: host memory.
 struct Tensor {
     data: Vec<u8>,
+    /// Successful `nrt_tensor_write` calls so far.
+    writes: u64,
 }
 
 #[no_mangle]
@@ -266,6 +279,7 @@ pub unsafe extern "C" fn nrt_tensor_allocate(
         }
         let t = Box::new(Tensor {
             data: vec![0; size],
+            writes: 0,
         });
         *out = Box::into_raw(t).cast();
         NRT_SUCCESS
@@ -292,6 +306,10 @@ pub unsafe extern "C" fn nrt_tensor_write(
         let Some(r) = span(t, offset, size) else {
             return NRT_INVALID;
         };
+        t.writes += 1;
+        if rule(STALE_ENV, "nrt_tensor_write").is_some_and(|n| t.writes > n) {
+            return NRT_SUCCESS;
+        }
         if size > 0 {
             let dst = &mut t.data[r];
             dst.copy_from_slice(std::slice::from_raw_parts(buf.cast::<u8>(), size));
@@ -558,6 +576,9 @@ pub unsafe extern "C" fn nrt_execute(
         }
         std::thread::sleep(Duration::from_micros(m.exec_us));
         m.executions += 1;
+        if rule(STALE_ENV, "nrt_execute").is_some_and(|n| m.executions > n) {
+            return NRT_SUCCESS;
+        }
         for (j, (name, size)) in m.outputs.iter().enumerate() {
             let Some(t) = find(outs, name, *size) else {
                 return NRT_INVALID;
