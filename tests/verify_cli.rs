@@ -557,6 +557,74 @@ fn count_selectors_beyond_exact_and_minimum_are_checked() {
 }
 
 #[test]
+fn device_resources_accelprobe_does_not_count_are_named_in_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let pod = write(dir.path(), "mig.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: c\n    image: x\n    resources:\n      limits: {nvidia.com/mig-1g.10gb: 1, memory: 1Gi, example.com/foo: 1}\n");
+    let r = fixture("nvml/seed-l40s.json");
+    let (code, v) = json_verdict(&[
+        "--report",
+        r.to_str().unwrap(),
+        "--pod",
+        pod.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{v}");
+    let warnings: Vec<&str> = v["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("mig.yaml:9:")
+                && w.contains("nvidia.com/mig-1g.10gb is not checked")),
+        "{warnings:?}"
+    );
+    assert!(
+        !warnings.iter().any(|w| w.contains("example.com/foo")),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn the_nodes_labels_must_agree_with_the_report_and_name_ignored_pools() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = fixture("nvml/seed-l40s.json"); // a g6e.2xlarge by its DMI
+    let labels = write(
+        dir.path(),
+        "l.yaml",
+        "node.kubernetes.io/instance-type: g6e.12xlarge\nkarpenter.sh/nodepool: other\n",
+    );
+    let np = fixture("k8s/seed-nodepool-gpu.yaml");
+    let (code, v) = json_verdict(&[
+        "--report",
+        r.to_str().unwrap(),
+        "--node-labels",
+        labels.to_str().unwrap(),
+        "--nodepool",
+        np.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{v}");
+    let c = checks(&v, "requirements.consistent")[0];
+    assert_eq!(c["status"], "fail", "{c}");
+    assert!(
+        v["conflicts"]
+            .to_string()
+            .contains("g6e.2xlarge (read from its DMI)"),
+        "{v}"
+    );
+    assert!(
+        v["warnings"].to_string().contains("NodePool gpu")
+            && v["warnings"]
+                .to_string()
+                .contains("is ignored: the node belongs to NodePool other"),
+        "{}",
+        v["warnings"]
+    );
+}
+
+#[test]
 fn count_selectors_become_count_requirements() {
     let dir = tempfile::tempdir().unwrap();
     let r = seed_report(dir.path(), "noit.json", |r| {

@@ -516,6 +516,19 @@ pub fn from_manifests(
                 .is_none_or(|want| np.object.name.as_ref() == Some(want))
         })
         .collect();
+    if let Some(want) = &node.node_pool {
+        // Said, not dropped silently: a pool given but not the node's own is ignored.
+        for np in m
+            .node_pools
+            .iter()
+            .filter(|np| np.object.name.as_ref() != Some(want))
+        {
+            warnings.push(format!(
+                "{} ({}) is ignored: the node belongs to NodePool {want} (label karpenter.sh/nodepool)",
+                np.object, np.object.source
+            ));
+        }
+    }
     if !pools.is_empty() {
         let alternatives: Vec<Vec<Requirement>> = pools
             .iter()

@@ -63,13 +63,19 @@ pub fn parse(text: &str) -> Result<Expect, String> {
         return Err(format!("--expect {key}= has no value"));
     }
     Ok(match key {
-        "gpu" | "accelerator" => Expect::Gpu(
-            value
+        "gpu" | "accelerator" => {
+            let models: Vec<String> = value
                 .split(',')
                 .map(|s| s.trim().to_string())
                 .filter(|s| !s.is_empty())
-                .collect(),
-        ),
+                .collect();
+            if models.is_empty() {
+                return Err(format!(
+                    "--expect {key}={value} names no model; e.g. {key}=l40s"
+                ));
+            }
+            Expect::Gpu(models)
+        }
         "vendor" => Expect::Vendor(match value.to_ascii_lowercase().as_str() {
             "nvidia" => Vendor::Nvidia,
             "neuron" | "aws" => Vendor::Neuron,
@@ -146,6 +152,8 @@ mod tests {
             "colour=blue",
             "vendor=amd",
             "gpu=",
+            "gpu=,",
+            "gpu= , ",
         ] {
             let e = parse(bad).expect_err(bad);
             assert!(e.starts_with("--expect"), "{bad}: {e}");

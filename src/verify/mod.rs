@@ -57,6 +57,18 @@ pub fn requirements(
     }
     if let Some(labels) = &inputs.node_labels {
         if let Some(l) = labels.well_known(kubernetes::WellKnown::InstanceType) {
+            if let Some(it) = report
+                .host
+                .instance_type
+                .as_ref()
+                .filter(|it| **it != l.value)
+            {
+                req.conflicts.push(format!(
+                    "the report says the machine is a {it} (read from its DMI) but the node's \
+                     label {} says {}: these are not the same node, or the label is wrong",
+                    l.key, l.value
+                ));
+            }
             node.instance_type = Some((l.value.clone(), l.source.clone()));
         }
         node.node_pool = labels

@@ -417,6 +417,7 @@ pub fn parse_manifests(text: &str, path: &str) -> Result<Manifests, K8sError> {
     for doc in &docs {
         object(&ctx, doc, "", &mut out, true)?;
     }
+    out.warnings.extend(ctx.warnings.take());
     if out.pods.is_empty() && out.node_pools.is_empty() && out.warnings.is_empty() {
         out.warnings.push(Warning {
             at: super::error::Position::new(path, 1, 1),
@@ -873,6 +874,24 @@ fn container<'t>(
     Ok(c)
 }
 
+/// Whether an extended resource name is an accelerator accelprobe does not count
+/// (`nvidia.com/mig-1g.10gb`, `nvidia.com/gpu.shared`, `amd.com/gpu`, `habana.ai/gaudi`).
+fn looks_like_a_device(name: &str) -> bool {
+    let Some((domain, resource)) = name.split_once('/') else {
+        return false;
+    };
+    let device_domain = [
+        "nvidia.com",
+        "amd.com",
+        "aws.amazon.com",
+        "habana.ai",
+        "gpu.intel.com",
+        "google.com",
+    ]
+    .contains(&domain);
+    device_domain || resource.contains("gpu")
+}
+
 fn quantities<'t>(
     ctx: &Ctx<'t>,
     map: &Map<'t>,
@@ -884,6 +903,16 @@ fn quantities<'t>(
             return Err(ctx.wrong_type(k, &format!("{field} key"), "a resource name"));
         };
         let Some(resource) = ResourceName::from_name(name) else {
+            if looks_like_a_device(name) {
+                ctx.warn(
+                    k,
+                    format!(
+                        "{field}.{name} is not checked: accelprobe checks nvidia.com/gpu, \
+                         aws.amazon.com/neuron and aws.amazon.com/neuroncore requests (MIG \
+                         slices, shared GPUs and other vendors' devices are not counted)"
+                    ),
+                );
+            }
             continue;
         };
         let f = format!("{field}.{name}");

@@ -572,15 +572,29 @@ fn scan_quoted(
 }
 
 /// Positions, sources and messages for one file.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub(crate) struct Ctx<'a> {
     pub path: &'a str,
     pub text: &'a str,
+    /// Warnings found deep in a parse, collected by whoever made the context.
+    pub warnings: std::cell::RefCell<Vec<super::error::Warning>>,
 }
 
 impl<'a> Ctx<'a> {
     pub fn new(path: &'a str, text: &'a str) -> Self {
-        Ctx { path, text }
+        Ctx {
+            path,
+            text,
+            warnings: Default::default(),
+        }
+    }
+
+    /// Note a warning about `node`.
+    pub fn warn(&self, node: &Node<'_>, message: String) {
+        let at = self.pos(node);
+        self.warnings
+            .borrow_mut()
+            .push(super::error::Warning { at, message });
     }
 
     pub fn pos(&self, node: &Node<'_>) -> Position {
