@@ -1001,11 +1001,21 @@ pub struct CompareArgs {
     pub resamples: u32,
 }
 
-/// `5%`, `5` or `2.5%` as a fraction (0.05, 0.025); between 0 and 100 percent, exclusive.
+/// `5%`, `5` or `2.5%` as a fraction (0.05, 0.025); between 0 and 100 percent, exclusive. A
+/// bare number below 1 (`0.05`) is refused: it reads as a fraction (5 %) as often as a
+/// percentage (0.05 %); below 1 % the sign must be written (`0.5%`).
 fn parse_percent(text: &str) -> Result<f64, String> {
     let t = text.trim();
-    let t = t.strip_suffix('%').unwrap_or(t).trim();
+    let (t, sign) = match t.strip_suffix('%') {
+        Some(t) => (t.trim(), true),
+        None => (t, false),
+    };
     match t.parse::<f64>() {
+        Ok(v) if !sign && v > 0.0 && v < 1.0 => Err(format!(
+            "threshold '{text}' is ambiguous: write {}% for {} percent, or {v}% for {v} percent",
+            v * 100.0,
+            v * 100.0
+        )),
         Ok(v) if v.is_finite() && v > 0.0 && v < 100.0 => Ok(v / 100.0),
         _ => Err(format!(
             "invalid threshold '{text}'; give a percentage between 0 and 100, e.g. 5%"

@@ -7,7 +7,7 @@ use accelprobe::compare::stats::median;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{accelprobe, stderr};
+use common::{accelprobe, stderr, stdout};
 use serde_json::{json, Value};
 
 /// Deterministic samples around `center` seconds, relative spread `spread` (uniform).
@@ -621,4 +621,77 @@ fn injected_slowdown_is_validated() {
         "{}",
         stderr(&o)
     );
+}
+
+#[test]
+fn doubtful_inputs_are_not_decided_on_and_say_why() {
+    let d = tempfile::tempdir().unwrap();
+    let s = noisy(0.01, 0.01, 20, 3);
+    let base = report("n", None, vec![bench("copy", None, "cpu", "Test CPU", &s)]);
+    let base = write(d.path(), "base.json", &base);
+
+    // Two samples, 60 % slower: a bootstrap of two has no spread, so no verdict from it.
+    let few = report(
+        "n",
+        None,
+        vec![bench("copy", None, "cpu", "Test CPU", &[0.016, 0.0161])],
+    );
+    let few = write(d.path(), "few.json", &few);
+    let o = compare(&[&base, &few], &["--format", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v = json_out(&o);
+    assert_eq!(decisions(&v), ["unchanged"]);
+    assert!(
+        v["warnings"]
+            .to_string()
+            .contains("too few samples to decide"),
+        "{v}"
+    );
+
+    // The same benchmark twice is used once, and said.
+    let twice = report(
+        "n",
+        None,
+        vec![
+            bench("copy", None, "cpu", "Test CPU", &s),
+            bench("copy", None, "cpu", "Test CPU", &s),
+        ],
+    );
+    let twice = write(d.path(), "twice.json", &twice);
+    let v = json_out(&compare(&[&base, &twice], &["--format", "json"]));
+    assert_eq!(v["nodes"][0]["metrics"][0]["current"]["samples"], 20, "{v}");
+    assert!(
+        v["warnings"].to_string().contains("the same benchmark"),
+        "{v}"
+    );
+
+    // Thread counts that differ are named.
+    let mut threaded = bench("copy", None, "cpu", "Test CPU", &s);
+    threaded["threads"] = 2.into();
+    let two = write(
+        d.path(),
+        "two.json",
+        &report("n", None, vec![threaded.clone()]),
+    );
+    threaded["threads"] = 1.into();
+    let one = write(d.path(), "one.json", &report("n", None, vec![threaded]));
+    let v = json_out(&compare(&[&two, &one], &["--format", "json"]));
+    assert!(
+        v["warnings"]
+            .to_string()
+            .contains("ran on 2 threads in the baseline and 1 now"),
+        "{v}"
+    );
+
+    // A bare threshold below 1 is ambiguous; with its sign it is exact, and shown so.
+    let o = compare(&[&base, &base], &["--threshold", "0.05"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("write 5% for 5 percent"),
+        "{}",
+        stderr(&o)
+    );
+    let o = compare(&[&base, &base], &["--threshold", "0.25%"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("threshold 0.25%"), "{}", stdout(&o));
 }

@@ -371,6 +371,7 @@ pub fn finish(m: Measured) -> Benchmark {
         fraction_of_peak: m.peak.filter(|p| *p > 0.0 && timed).map(|p| value / p),
         correctness,
         notes: m.notes,
+        threads: None,
     }
 }
 
@@ -592,7 +593,10 @@ pub fn run(
                 (Kernel::Inference, Some(d)) => Some(cpu.inference(plan.block, d, &plan.budget)),
                 _ => None,
             };
-            outcome.benchmarks.extend(b);
+            let threads = u32::try_from(rayon::current_num_threads()).ok();
+            outcome
+                .benchmarks
+                .extend(b.map(|b| Benchmark { threads, ..b }));
             progress.advance();
         }
         progress.finish();

@@ -66,6 +66,9 @@ pub struct BaselineMetric {
     /// Sizes of the rounds `samples_s` is made of, in order (version 2; empty: one round).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rounds: Vec<u32>,
+    /// Host threads it ran on (CPU backend), when the report recorded them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads: Option<u32>,
     /// Per-iteration seconds, round after round, each round sorted; at most [`MAX_SAMPLES`]
     /// in all.
     pub samples_s: Vec<f64>,
@@ -124,6 +127,7 @@ impl Baseline {
                         dtype: m.dtype,
                         device_model: m.key.device_model.clone(),
                         devices: m.devices,
+                        threads: m.threads,
                         implementation: m.key.implementation.clone(),
                         size: m.size,
                         unit: m.unit,

@@ -101,6 +101,8 @@ pub struct Metric {
     /// Work per iteration: throughput = work / seconds.
     pub work: f64,
     pub devices: Vec<String>,
+    /// Host threads it ran on (CPU backend), when recorded.
+    pub threads: Option<u32>,
     /// Per-iteration seconds, grouped in rounds (a benchmark without rounds is one).
     pub rounds: Vec<Vec<f64>>,
 }
@@ -197,8 +199,17 @@ impl Run {
                 unit: b.throughput.unit.clone(),
                 work,
                 devices: Vec::new(),
+                threads: b.threads,
                 rounds: Vec::new(),
             });
+            if m.devices.contains(&b.device) {
+                // Pooling a benchmark with itself would double its weight and narrow the
+                // interval for nothing.
+                skipped.push(format!(
+                    "{what}: the same benchmark (device, size, implementation) again; only the first is used"
+                ));
+                continue;
+            }
             m.devices.push(b.device.clone());
             m.rounds.extend(rounds);
         }
@@ -234,6 +245,7 @@ impl Run {
                 unit: m.unit.clone(),
                 work: m.work_per_iteration,
                 devices: m.devices.clone(),
+                threads: m.threads,
                 rounds: stats::clean_rounds(&split_rounds(&m.samples_s, &m.rounds)),
             })
             .partition(|m| !m.rounds.is_empty() && m.work.is_finite() && m.work > 0.0);
@@ -515,7 +527,15 @@ fn compare_metric(base: &Metric, cur: &[Vec<f64>], opts: &Options) -> MetricComp
         change: ratio - 1.0,
         ci_low: ci.low - 1.0,
         ci_high: ci.high - 1.0,
-        decision: decide(ci.low, ci.high, opts.threshold),
+        // A bootstrap of one or two samples has no spread to show: its interval is narrow,
+        // not wide, and would decide on noise.
+        decision: if base.sample_count() < FEW_SAMPLES
+            || cur.iter().map(Vec::len).sum::<usize>() < FEW_SAMPLES
+        {
+            Decision::Unchanged
+        } else {
+            decide(ci.low, ci.high, opts.threshold)
+        },
     }
 }
 
@@ -619,14 +639,24 @@ pub fn compare(base: &Run, current: &[Run], opts: &Options) -> Result<Comparison
         for (k, b) in &base_metrics {
             match cur_metrics.get(k) {
                 Some(c) => {
+                    if let (Some(bt), Some(ct)) = (b.threads, c.threads) {
+                        if bt != ct {
+                            warnings.push(format!(
+                                "{node}: {k} ran on {bt} threads in the baseline and {ct} now; \
+                                 CPU results scale with the threads (RAYON_NUM_THREADS, CPU limits)"
+                            ));
+                        }
+                    }
+                    let m = compare_metric(b, &c.rounds, opts);
                     if b.sample_count() < FEW_SAMPLES || c.sample_count() < FEW_SAMPLES {
                         warnings.push(format!(
-                            "{node}: {k} has few samples (baseline {}, current {}); the interval is wide",
+                            "{node}: {k} has too few samples to decide (baseline {}, current {}, \
+                             {FEW_SAMPLES} needed on each side): reported as unchanged",
                             b.sample_count(),
                             c.sample_count()
                         ));
                     }
-                    metrics.push(compare_metric(b, &c.rounds, opts));
+                    metrics.push(m);
                 }
                 None => baseline_only.push(k.to_string()),
             }
@@ -791,6 +821,7 @@ mod tests {
                     unit: "GB/s".into(),
                     work: 1.0,
                     devices: vec!["cuda:0".into()],
+                    threads: None,
                     rounds: vec![s.clone()],
                 })
                 .collect(),

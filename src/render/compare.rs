@@ -32,15 +32,22 @@ fn interval(m: &MetricComparison) -> String {
 fn verdict_line(c: &Comparison) -> String {
     let s = &c.summary;
     format!(
-        "{}: {} compared, {} regression(s), {} improvement(s), {} unchanged; threshold {:.1}%, {:.0}% confidence",
+        "{}: {} compared, {} regression(s), {} improvement(s), {} unchanged; threshold {}%, {}% confidence",
         if c.passed { "PASS" } else { "FAIL" },
         s.compared,
         s.regressions,
         s.improvements,
         s.unchanged,
-        c.threshold * 100.0,
-        c.confidence * 100.0
+        exact_percent(c.threshold),
+        exact_percent(c.confidence)
     )
+}
+
+/// A fraction as the percentage it was given as (`0.05` → `5`, `0.0025` → `0.25`,
+/// `0.999` → `99.9`): up to four decimals, no trailing zeros, never rounded to a whole.
+fn exact_percent(x: f64) -> String {
+    let s = format!("{:.4}", x * 100.0);
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 /// Pretty JSON with a trailing newline.

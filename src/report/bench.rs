@@ -195,6 +195,9 @@ pub struct Benchmark {
     /// Which code ran: `accelprobe-ptx`, `cublas`, `cpu-gemm`, ...
     pub implementation: String,
     pub size: ProblemSize,
+    /// Host threads the kernel ran on (CPU backend; its results scale with them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads: Option<u32>,
     pub warmup_iterations: u32,
     pub iterations: u32,
     /// How the timed iterations were grouped: the sizes of consecutive runs of `samples_s`,
