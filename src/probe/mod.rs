@@ -190,6 +190,24 @@ fn attach_cuda(
                 .find(|d| d.pci_bus_id.as_deref().and_then(pci_key) == Some(k))
         });
         match target {
+            Some(d) if d.cuda.is_some() => {
+                // Two CUDA devices on one bus id (MIG or vGPU instances of one GPU): keep the
+                // first, and say so rather than let the second replace it unseen.
+                let kept = d.cuda.as_ref().map_or(0, |k| k.ordinal);
+                let bus = c.pci_bus_id.as_deref().unwrap_or("bus id unknown");
+                errors.push(ProbeError {
+                    runtime: RuntimeKind::Cuda,
+                    kind: ErrorKind::Error,
+                    call: "match by PCI bus id".to_string(),
+                    device: Some(c.ordinal),
+                    field: None,
+                    code: None,
+                    message: format!(
+                        "CUDA devices {kept} and {} are both on {bus} (MIG or vGPU instances of one GPU?); GPU {} shows CUDA device {kept}",
+                        c.ordinal, d.index
+                    ),
+                });
+            }
             Some(d) => {
                 d.unavailable.remove("cuda");
                 d.cuda = Some(c);
@@ -258,5 +276,27 @@ mod tests {
         assert!(!devices[0].unavailable.contains_key("cuda"));
         assert_eq!(errors.len(), 1);
         assert!(errors[0].message.contains("00000000:31:00.0"));
+    }
+
+    #[test]
+    fn two_cuda_devices_on_one_bus_id_keep_the_first_and_say_so() {
+        let mut devices = vec![Device {
+            index: 0,
+            pci_bus_id: Some("00000000:30:00.0".into()),
+            ..Device::default()
+        }];
+        let on_30 = |ordinal| CudaDevice {
+            ordinal,
+            pci_bus_id: Some("0000:30:00.0".into()),
+            ..CudaDevice::default()
+        };
+        let rt = Runtime::new(RuntimeKind::Cuda, RuntimeStatus::Loaded);
+        let mut errors = Vec::new();
+        attach_cuda(&mut devices, vec![on_30(0), on_30(1)], &rt, &mut errors);
+        assert_eq!(devices[0].cuda.as_ref().map(|c| c.ordinal), Some(0));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0]
+            .message
+            .contains("CUDA devices 0 and 1 are both on"));
     }
 }
