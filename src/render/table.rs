@@ -126,8 +126,7 @@ fn gpu_rows(out: &mut String, d: &Device) {
         .map_or_else(|| "N/A".to_string(), |t| format!("{t}C"));
     let w = |v: Option<f64>| v.map_or_else(|| "N/A".to_string(), |w| format!("{w:.0}W"));
     let power = format!("{} / {:>4}", w(d.power_draw_w), w(d.power_limit_w));
-    let mib = |v: Option<u64>| v.map_or_else(|| "N/A".to_string(), |m| format!("{m}MiB"));
-    let memory = format!("{} / {}", mib(d.memory_used_mib), mib(d.memory_total_mib));
+    let memory = memory_cell(d.memory_used_mib, d.memory_total_mib);
     let util = d
         .utilization_gpu_percent
         .map_or_else(|| "N/A".to_string(), |u| format!("{u}%"));
@@ -147,6 +146,18 @@ fn gpu_rows(out: &mut String, d: &Device) {
         some => enabled(some),
     };
     let _ = writeln!(out, "|{:41}|{:22}| {:>20} |", "", "", mig);
+}
+
+/// `used / total` in MiB, in the 20 characters of nvidia-smi's column: on GPUs with 100 GiB
+/// and more (H200, B200) the spaces around the slash go, so neither number is cut.
+fn memory_cell(used: Option<u64>, total: Option<u64>) -> String {
+    let mib = |v: Option<u64>| v.map_or_else(|| "N/A".to_string(), |m| format!("{m}MiB"));
+    let spaced = format!("{} / {}", mib(used), mib(total));
+    if spaced.len() <= 20 {
+        spaced
+    } else {
+        format!("{}/{}", mib(used), mib(total))
+    }
 }
 
 /// Compute mode as nvidia-smi's table abbreviates it.
@@ -431,6 +442,18 @@ mod tests {
         let cut = fit_tail(long, 38);
         assert_eq!(cut.chars().count(), 38);
         assert!(cut.starts_with("...") && cut.ends_with("distributed.run"));
+    }
+
+    #[test]
+    fn memory_of_large_gpus_fits_without_cutting_a_number() {
+        assert_eq!(memory_cell(Some(1), Some(46068)), "1MiB / 46068MiB");
+        assert_eq!(memory_cell(Some(80000), Some(81559)), "80000MiB / 81559MiB");
+        assert_eq!(
+            memory_cell(Some(140000), Some(143771)),
+            "140000MiB/143771MiB"
+        );
+        assert_eq!(memory_cell(None, Some(143771)), "N/A / 143771MiB");
+        assert!(memory_cell(Some(190000), Some(191000)).len() <= 20);
     }
 
     #[test]
