@@ -439,6 +439,24 @@ fn a_hung_call_times_out_and_keeps_what_was_read() {
         16,
         "sysfs inventory is kept"
     );
+
+    // Only the release hangs: everything was read, the runtime stays loaded, one error says it.
+    let o = report(
+        &root("trn1.32xlarge"),
+        Some(fake_nrt()),
+        &["--format", "json", "--timeout", "1s"],
+        &[
+            (NRT_CONFIG_ENV, TRN1),
+            (common::NRT_HANG_ENV, "nrt_close=30000"),
+        ],
+    );
+    let r = json(&o);
+    let rt = neuron_runtime(&r);
+    assert_eq!(rt["status"], "loaded", "{rt}");
+    assert_eq!(rt["neuron"]["instance_family"], "TRN1", "{rt}");
+    let e = errors_of(&r, "nrt_close");
+    assert_eq!(e.len(), 1, "{}", r["errors"]);
+    assert_eq!(e[0]["kind"], "timeout");
 }
 
 #[test]

@@ -609,8 +609,14 @@ pub fn start(lib: Option<PathBuf>) -> Slot<NeuronResult> {
 pub fn collect(slot: &Slot<NeuronResult>, inventory: Inventory, deadline: Instant) -> NeuronResult {
     let out = slot.wait_until(deadline);
     let mut r = out.value;
-    if let Some(stuck) = out.stuck_in {
-        stuck.time_out(&mut r.runtime, &mut r.errors);
+    match out.stuck_in {
+        // Everything was read and only the release hung: the runtime worked, and the hang is
+        // one error entry (as a hung nvmlShutdown is).
+        Some(stuck) if stuck.call == "nrt_close" && r.runtime.status == RuntimeStatus::Loaded => {
+            r.errors.push(stuck.timeout_error(RuntimeKind::Neuron));
+        }
+        Some(stuck) => stuck.time_out(&mut r.runtime, &mut r.errors),
+        None => {}
     }
     merge(r, inventory)
 }
