@@ -189,53 +189,44 @@ fn attach_cuda(
                 .iter_mut()
                 .find(|d| d.pci_bus_id.as_deref().and_then(pci_key) == Some(k))
         });
-        match target {
+        let bus = c
+            .pci_bus_id
+            .as_deref()
+            .unwrap_or("bus id unknown")
+            .to_string();
+        let message = match target {
             Some(d) if d.cuda.is_some() => {
                 // Two CUDA devices on one bus id (MIG or vGPU instances of one GPU): keep the
                 // first, and say so rather than let the second replace it unseen.
                 let kept = d.cuda.as_ref().map_or(0, |k| k.ordinal);
-                let bus = c.pci_bus_id.as_deref().unwrap_or("bus id unknown");
-                errors.push(ProbeError {
-                    runtime: RuntimeKind::Cuda,
-                    kind: ErrorKind::Error,
-                    call: "match by PCI bus id".to_string(),
-                    device: Some(c.ordinal),
-                    field: None,
-                    code: None,
-                    message: format!(
-                        "CUDA devices {kept} and {} are both on {bus} (MIG or vGPU instances of one GPU?); GPU {} shows CUDA device {kept}",
-                        c.ordinal, d.index
-                    ),
-                });
+                format!(
+                    "CUDA devices {kept} and {} are both on {bus} (MIG or vGPU instances of one GPU?); GPU {} shows CUDA device {kept}",
+                    c.ordinal, d.index
+                )
             }
             Some(d) => {
                 d.unavailable.remove("cuda");
                 d.cuda = Some(c);
+                continue;
             }
-            None => {
-                let bus = c.pci_bus_id.as_deref().unwrap_or("bus id unknown");
-                let message = if all_ids_known {
-                    format!(
-                        "CUDA device {} ({bus}) has no NVML device on the same PCI bus id",
-                        c.ordinal
-                    )
-                } else {
-                    format!(
-                        "CUDA device {} ({bus}) could not be matched: NVML did not give every GPU's PCI bus id",
-                        c.ordinal
-                    )
-                };
-                errors.push(ProbeError {
-                    runtime: RuntimeKind::Cuda,
-                    kind: ErrorKind::Error,
-                    call: "match by PCI bus id".to_string(),
-                    device: Some(c.ordinal),
-                    field: None,
-                    code: None,
-                    message,
-                });
-            }
-        }
+            None if all_ids_known => format!(
+                "CUDA device {} ({bus}) has no NVML device on the same PCI bus id",
+                c.ordinal
+            ),
+            None => format!(
+                "CUDA device {} ({bus}) could not be matched: NVML did not give every GPU's PCI bus id",
+                c.ordinal
+            ),
+        };
+        errors.push(ProbeError {
+            runtime: RuntimeKind::Cuda,
+            kind: ErrorKind::Error,
+            call: "match by PCI bus id".to_string(),
+            device: Some(c.ordinal),
+            field: None,
+            code: None,
+            message,
+        });
     }
 }
 
