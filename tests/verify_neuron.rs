@@ -206,6 +206,33 @@ fn wrong_core_counts_and_a_failed_runtime_fail() {
 }
 
 #[test]
+fn a_core_count_only_root_may_read_is_counted_from_the_core_directories() {
+    // A validation pod is not root: core_count (0400) is unreadable, the neuron_core<i>
+    // directories are not.
+    let unreadable = |mut r: Value, cores_listed: u32| {
+        for d in r["devices"].as_array_mut().unwrap() {
+            d["neuron"]["core_count"] = Value::Null;
+            d["neuron"]["cores"] = (0..cores_listed)
+                .map(|c| json!({"index": c, "arch_type": "NCv2"}))
+                .collect();
+            d["unavailable"]["neuron.core_count"] =
+                json!("permission denied: core_count is readable by root only (0400)");
+        }
+        r
+    };
+    let (code, v) = verify(&unreadable(trn1(16, 2), 2), &[]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(statuses(&v, "neuron.cores"), ["pass"; 1]);
+    // The directories still tell a wrong count.
+    let (code, v) = verify(&unreadable(trn1(16, 2), 1), &[]);
+    assert_eq!(code, 1, "{v}");
+    // Neither: unknown, never pass.
+    let (code, v) = verify(&unreadable(trn1(16, 2), 0), &[]);
+    assert_eq!(code, 1, "{v}");
+    assert!(message(&v, "neuron.cores").contains("root only"), "{v}");
+}
+
+#[test]
 fn neuroncore_requests_and_unprobed_reports() {
     let dir = tempfile::tempdir().unwrap();
     let pod = dir.path().join("cores.yaml");

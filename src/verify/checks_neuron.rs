@@ -115,6 +115,18 @@ fn cores_per_device<'a>(
     counts.all(|c| c == Some(first)).then_some((first, models))
 }
 
+/// A device's NeuronCore count: its `core_count` file, else (that file is readable by root
+/// only, and validation pods are not root) the number of `neuron_core<i>` directories the
+/// driver made for it, which anyone may list.
+fn core_count(d: &Device) -> Option<u32> {
+    let n = d.neuron.as_ref()?;
+    n.core_count.or_else(|| {
+        (!n.cores.is_empty())
+            .then(|| u32::try_from(n.cores.len()).ok())
+            .flatten()
+    })
+}
+
 pub(super) fn neuron_cores(i: &Inputs<'_>) -> Vec<Check> {
     if !wanted(i) {
         return skip("neuron.cores", NOT_NEURON);
@@ -124,7 +136,7 @@ pub(super) fn neuron_cores(i: &Inputs<'_>) -> Vec<Check> {
     if let Some((per, models)) = cores_per_device(i) {
         let mut bad = Vec::new();
         for d in &found {
-            match d.neuron.as_ref().and_then(|n| n.core_count) {
+            match core_count(d) {
                 Some(c) if c == per => {}
                 Some(c) => bad.push(format!("neuron{} has {c}", d.index)),
                 None => bad.push(format!(
@@ -162,10 +174,7 @@ pub(super) fn neuron_cores(i: &Inputs<'_>) -> Vec<Check> {
         ));
     }
     if let Some(want) = &i.req.min_neuron_cores {
-        let total: Option<u32> = found
-            .iter()
-            .map(|d| d.neuron.as_ref().and_then(|n| n.core_count))
-            .sum();
+        let total: Option<u32> = found.iter().map(|d| core_count(d)).sum();
         let visible = i
             .report
             .runtime(RuntimeKind::Neuron)
