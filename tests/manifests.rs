@@ -332,3 +332,53 @@ fn unknown_accelerators_and_impossible_counts_are_refused() {
     let o = manifests(&["--gpu", "l40s", "--collector", "ftp://x"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// The generated Neuron Job's expectation, run against a whole inf2.48xlarge (12 devices in
+/// sysfs, whatever the pod was given), passes; with a count of the pod's one device it could
+/// not.
+#[test]
+fn a_generated_neuron_job_expects_the_nodes_devices_not_the_pods() {
+    let job = stdout(&manifests(&["--neuron", "inferentia2"]));
+    let expect = job
+        .lines()
+        .skip_while(|l| !l.contains("ACCELPROBE_EXPECT"))
+        .nth(1)
+        .and_then(|l| l.split('"').nth(1))
+        .expect("the Job sets ACCELPROBE_EXPECT")
+        .to_string();
+    assert_eq!(expect, "accelerator=inferentia2");
+    let gpu_job = stdout(&manifests(&["--gpu", "l40s", "--count", "4"]));
+    assert!(gpu_job.contains("value: \"gpu=l40s;count=4\""), "{gpu_job}");
+
+    let o = accelprobe()
+        .args(["report", "--format", "json", "--no-cuda"])
+        .args(["--nvml-lib", "/nonexistent/libnvidia-ml.so.1"])
+        .args(["--neuron-lib", "/nonexistent/libnrt.so.1", "--sysfs-root"])
+        .arg(fixture("neuron/inf2.48xlarge"))
+        .output()
+        .unwrap();
+    let mut report: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    report["host"]["instance_type"] = "inf2.48xlarge".into();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.json");
+    std::fs::write(&path, report.to_string()).unwrap();
+    let verify = |expect: &str| {
+        accelprobe()
+            .args(["verify", "--format", "json", "--report"])
+            .arg(&path)
+            .args(["--expect", expect])
+            .output()
+            .unwrap()
+    };
+    let o = verify(&expect);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("12 Neuron device(s) expected, 12 found"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(
+        verify("accelerator=inferentia2;count=1").status.code(),
+        Some(1)
+    );
+}

@@ -112,9 +112,12 @@ pub const DOWNWARD_ENV: &str = "            - name: NODE_NAME\n              val
 
 fn job(p: &Plan) -> String {
     let res = resource(p);
-    let expect_key = match p.vendor {
-        Vendor::Neuron => "accelerator",
-        _ => "gpu",
+    // A container sees only the GPUs it was given, so a GPU Job expects its own count. The
+    // Neuron driver's sysfs tree lists every device of the node whatever the pod was given,
+    // so a Neuron Job leaves the count to the node's instance type (the catalog's).
+    let expect = match p.vendor {
+        Vendor::Neuron => format!("accelerator={}", p.label),
+        _ => format!("gpu={};count={}", p.label, p.count),
     };
     let (post_env, token_mount, token_volume) = match &p.collector {
         Some(url) => (
@@ -171,7 +174,7 @@ fn job(p: &Plan) -> String {
          \x20         args: [\"run\"]\n\
          \x20         env:\n\
          \x20           - name: ACCELPROBE_EXPECT\n\
-         \x20             value: \"{expect_key}={label};count={count}\"\n\
+         \x20             value: \"{expect}\"\n\
          {DOWNWARD_ENV}{post_env}\
          \x20         resources:\n\
          \x20           requests:\n\
