@@ -382,3 +382,37 @@ fn a_generated_neuron_job_expects_the_nodes_devices_not_the_pods() {
         Some(1)
     );
 }
+
+/// The default install must be able to lift the startup taint: the shipped validation Jobs post
+/// to the collector's Service with the token, and no applied file resets that token.
+#[test]
+fn shipped_jobs_report_to_the_shipped_collector() {
+    let read = |rel: &str| std::fs::read_to_string(root().join(rel)).unwrap();
+    let service = read("containers/k8s/collector/service.yaml");
+    assert!(service.contains("name: accelprobe-collector") && service.contains("port: 8080"));
+    for job in [
+        "containers/k8s/gpu/job.yaml",
+        "containers/k8s/neuron/job.yaml",
+    ] {
+        let text = read(job);
+        for line in [
+            "value: \"http://accelprobe-collector.accelprobe:8080/v1/reports\"",
+            "value: /var/run/accelprobe/token",
+            "secretName: accelprobe-token",
+        ] {
+            assert!(text.contains(line), "{job} lacks {line:?}");
+        }
+    }
+    let kustomization = read("containers/k8s/collector/kustomization.yaml");
+    for entry in kustomization
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- "))
+    {
+        assert!(
+            root().join("containers/k8s/collector").join(entry).exists(),
+            "{entry} is listed but missing"
+        );
+        assert_ne!(entry, "secret.yaml", "re-applying would reset the token");
+    }
+    assert!(read("containers/k8s/collector/pvc.yaml").contains("storageClassName: accelprobe-ebs"));
+}
