@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use common::{accelprobe, fixture, stderr, stdout};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 fn verify(args: &[&str]) -> Output {
     accelprobe()
@@ -238,6 +238,41 @@ fn expectations_from_flags_are_checked_with_their_source() {
     ]);
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(checks(&v, "perf.gemm.bf16")[0]["status"], "fail");
+}
+
+#[test]
+fn a_transfer_below_the_catalogs_floor_warns_and_below_an_explicit_one_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    // The seed's L40S (catalog h2d floor 18.9 GB/s) moving 12 GB/s host to device.
+    let r = seed_report(dir.path(), "h2d.json", |r| {
+        r["benchmarks"] = json!([{
+            "kernel": "h2d", "dtype": null, "device": "cuda:0", "device_name": "NVIDIA L40S",
+            "implementation": "cuda-memcpy-pinned", "size": {"bytes": 268435456u64},
+            "warmup_iterations": 1, "iterations": 10, "samples_s": vec![0.0224; 10],
+            "stats": {"median_s": 0.0224, "p10_s": 0.0224, "p90_s": 0.0224, "mean_s": 0.0224,
+                      "min_s": 0.0224, "max_s": 0.0224, "cv": 0.0},
+            "throughput": {"value": 12.0, "unit": "GB/s"},
+            "peak": 31.5, "fraction_of_peak": 0.38,
+            "correctness": {"passed": true, "max_rel_error": 0.0, "bound": 0.0,
+                            "method": "exact", "elements_checked": 1}
+        }]);
+    });
+    let (code, v) = json_verdict(&["--report", r.to_str().unwrap()]);
+    assert_eq!(code, 0, "{v}");
+    let c = checks(&v, "perf.h2d")[0];
+    assert_eq!(c["status"], "warn", "{c}");
+    assert!(
+        c["message"].as_str().unwrap().contains("host's side"),
+        "{c}"
+    );
+    let (code, v) = json_verdict(&[
+        "--report",
+        r.to_str().unwrap(),
+        "--expect",
+        "min-h2d-gbps=15",
+    ]);
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(checks(&v, "perf.h2d")[0]["status"], "fail");
 }
 
 #[test]

@@ -796,6 +796,18 @@ fn best_per_device(
     best
 }
 
+/// A host-to-device or device-to-host floor that only the catalog set: it is derived from
+/// the device's PCIe link, but what a transfer reaches also depends on the host (a CPU whose
+/// PCIe generation is older than the GPU's, as reported for p5 and p4d; GPUs sharing a switch
+/// uplink), which the catalog does not hold. Falling short of it warns; an explicit floor still fails.
+fn host_linked(kernel: Kernel, floor: &Sourced<f64>) -> bool {
+    matches!(kernel, Kernel::H2d | Kernel::D2h)
+        && floor
+            .sources
+            .iter()
+            .all(|s| matches!(s, Source::Catalog { .. }))
+}
+
 fn perf_floor(
     i: &Inputs<'_>,
     id: &str,
@@ -837,6 +849,16 @@ fn perf_floor(
                 format!(
                     "{dev}: wrong results ({})",
                     b.correctness.failure.as_deref().unwrap_or("check failed")
+                ),
+            ),
+            Some(f) if v < f.value && host_linked(kernel, f) => (
+                Status::Warn,
+                format!(
+                    "{dev}: {v:.1} {unit}, below the catalog floor of {:.1} {unit} ({}); a \
+                     warning: the floor follows the GPU's link, and the host's side (its CPU's \
+                     PCIe generation, a switch shared by GPUs) is not in the catalog; \
+                     --expect min-h2d-gbps makes it a requirement",
+                    f.value, b.implementation
                 ),
             ),
             Some(f) if v < f.value => (
