@@ -130,7 +130,8 @@ pub struct RunArgs {
     pub profile: Profile,
 
     /// Skip the micro-kernels (identity, software and health only).
-    #[arg(long, env = "ACCELPROBE_NO_BENCH")]
+    /// The variable takes true/false, 1/0, yes/no or on/off.
+    #[arg(long, env = "ACCELPROBE_NO_BENCH", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_bench: bool,
 
     /// Where to write the verdict for Kubernetes (default /dev/termination-log when writable).
@@ -533,7 +534,8 @@ pub struct ServeArgs {
 
     /// Gate nodes through the Kubernetes API (in-cluster config or KUBECONFIG): remove the
     /// startup taint from nodes that pass, label every node with its verdict.
-    #[arg(long, env = "ACCELPROBE_KUBE")]
+    /// The variable takes true/false, 1/0, yes/no or on/off.
+    #[arg(long, env = "ACCELPROBE_KUBE", value_parser = clap::builder::BoolishValueParser::new())]
     pub kube: bool,
 
     /// Largest report accepted (bytes; KiB and MiB suffixes allowed).

@@ -112,12 +112,29 @@ fn argument_error(e: &clap::Error) -> i32 {
             EXIT_USAGE
         }
         _ => {
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            let first = first.strip_prefix("error: ").unwrap_or(first);
-            write_stderr(&format!("accelprobe: {first}; see 'accelprobe --help'\n"));
+            write_stderr(&format!(
+                "accelprobe: {}; see 'accelprobe --help'\n",
+                first_paragraph(&e.to_string())
+            ));
             EXIT_USAGE
         }
+    }
+}
+
+/// clap's message up to its first blank line, as one line: "the following required arguments
+/// were not provided:" keeps the arguments it lists on the lines after it.
+fn first_paragraph(text: &str) -> String {
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.is_empty())
+        .collect();
+    let joined = lines.join(" ");
+    let joined = joined.strip_prefix("error: ").unwrap_or(&joined);
+    if joined.is_empty() {
+        "invalid arguments".to_string()
+    } else {
+        joined.to_string()
     }
 }
 

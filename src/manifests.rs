@@ -91,10 +91,25 @@ pub fn plan(catalog: &Catalog, req: &Request) -> Result<Plan, ManifestError> {
         .into_iter()
         .filter(|m| m.vendor == req.vendor)
         .collect();
-    let label = models
-        .first()
-        .and_then(|m| m.label_name.clone())
-        .ok_or_else(unknown)?;
+    // In the catalog, but nothing a NodePool can select, or no family Auto Mode provisions.
+    let unprovisionable = |m: &Model| {
+        ManifestError::Invalid(format!(
+            "{what} '{}' ({}) is in the catalog, but no EKS Auto Mode or Karpenter NodePool can \
+             provision it by label ({}); manifests can be made for: {}",
+            req.name.trim(),
+            m.key,
+            if m.label_name.is_none() {
+                "the catalog holds no instance-gpu-name label for it"
+            } else {
+                "none of its instance families is provisionable"
+            },
+            known(catalog, req.vendor)
+        ))
+    };
+    let label = match models.first() {
+        None => return Err(unknown()),
+        Some(m) => m.label_name.clone().ok_or_else(|| unprovisionable(m))?,
+    };
     // Every model behind the label: `a100` selects both A100s on the node label.
     let models: Vec<&Model> = catalog
         .models_by_label(&label)
@@ -106,7 +121,7 @@ pub fn plan(catalog: &Catalog, req: &Request) -> Result<Plan, ManifestError> {
         .flat_map(|m| supported_families(catalog, m))
         .collect();
     if families.is_empty() {
-        return Err(unknown());
+        return Err(models.first().map_or_else(unknown, |m| unprovisionable(m)));
     }
     let mut counts: Vec<u32> = families
         .iter()

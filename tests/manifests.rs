@@ -329,6 +329,20 @@ fn unknown_accelerators_and_impossible_counts_are_refused() {
     assert_eq!(o.status.code(), Some(2));
     let o = manifests(&[]);
     assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("--gpu") && err.contains("--neuron"),
+        "names what is missing: {err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    // In the catalog but not selectable by a NodePool: said so, not "unknown".
+    let o = manifests(&["--gpu", "gb200"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("is in the catalog") && !err.contains("unknown"),
+        "{err}"
+    );
     let o = manifests(&["--gpu", "l40s", "--collector", "ftp://x"]);
     assert_eq!(o.status.code(), Some(2));
 }

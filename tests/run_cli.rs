@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 use std::process::Output;
 
-use common::{accelprobe, fakes, fixture};
+use common::{accelprobe, fakes, fixture, stderr};
 use serde_json::Value;
 
 fn run(report_fixture: &str, term: &Path, extra_env: &[(&str, String)], args: &[&str]) -> Output {
@@ -84,17 +84,35 @@ fn expectations_come_from_the_environment_too() {
         .map(|c| c["id"].as_str().unwrap())
         .collect();
     assert_eq!(failed, ["gpu.count"], "count=2 fails, min-driver=535 holds");
+
+    // Switches read from the environment take the usual spellings of yes.
+    for yes in ["1", "yes", "on", "true"] {
+        let o = run(
+            "seed-l40s",
+            &term,
+            &[("ACCELPROBE_NO_BENCH", yes.into())],
+            &[],
+        );
+        assert_eq!(o.status.code(), Some(0), "{yes}: {}", stderr(&o));
+        let doc: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert!(
+            doc["benchmarks"].as_array().is_none_or(Vec::is_empty),
+            "{yes}"
+        );
+    }
+    // (With "no" they run: benchmarks_run_and_land_in_the_report.)
 }
 
 #[test]
 fn benchmarks_run_and_land_in_the_report() {
     let dir = tempfile::tempdir().unwrap();
     let term = dir.path().join("t");
-    // No CUDA: the quick profile runs on the CPU (small sizes to keep the test fast).
+    // No CUDA: the quick profile runs on the CPU (small sizes to keep the test fast). A "no"
+    // for the environment's switch is a no.
     let o = run(
         "seed-l40s",
         &term,
-        &[],
+        &[("ACCELPROBE_NO_BENCH", "no".into())],
         &["--no-cuda", "--profile", "quick"],
     );
     let doc: Value = serde_json::from_slice(&o.stdout).unwrap();
