@@ -29,7 +29,7 @@ pub enum Expect {
 }
 
 /// The keys `--expect` understands, for error messages and docs.
-pub const KEYS: &str = "gpu, vendor, count, min-memory, min-driver, min-cuda, min-tflops.<f32|tf32|f16|bf16>, min-copy-gbps, min-h2d-gbps";
+pub const KEYS: &str = "gpu (or accelerator), vendor, count, min-memory, min-driver, min-cuda, min-tflops.<f32|tf32|f16|bf16>, min-copy-gbps, min-h2d-gbps";
 
 fn positive(key: &str, v: &str) -> Result<f64, String> {
     v.trim()
