@@ -340,6 +340,26 @@ fn query_values_of_the_other_fixtures() {
         ),
         "{header}"
     );
+    // The PCI parts, the time and the reason flags, as nvidia-smi spells them (the A10Gs of
+    // this fixture are idle: reason bit 0x1).
+    let a10g = q(
+        "a10gx4-ecc",
+        "pci.bus_id,pci.domain,pci.bus,pci.device,clocks_event_reasons.gpu_idle,clocks_throttle_reasons.sw_power_cap",
+    );
+    assert_eq!(
+        a10g.lines().next(),
+        Some("00000000:00:1B.0, 0x0000, 0x00, 0x1B, Active, Not Active"),
+        "{a10g}"
+    );
+    let t = q("l4", "timestamp");
+    let t = t.trim();
+    assert!(
+        t.len() == 23
+            && t.as_bytes()[4] == b'/'
+            && t.as_bytes()[10] == b' '
+            && t.as_bytes()[19] == b'.',
+        "{t}"
+    );
 }
 
 #[test]

@@ -44,6 +44,51 @@ fn mask(v: Option<u64>) -> Val {
     text(v.map(|m| format!("0x{m:016X}")))
 }
 
+/// One reason bit as nvidia-smi prints it: `Active` or `Not Active`.
+fn reason(d: &Device, bit: u64) -> Val {
+    text(
+        d.clock_event_reasons
+            .active_mask
+            .map(|m| if m & bit != 0 { "Active" } else { "Not Active" }),
+    )
+}
+
+/// The report's time as nvidia-smi prints `timestamp`: `2026/11/29 08:05:12.345`.
+fn timestamp(rfc3339: &str) -> Val {
+    match (rfc3339.get(..10), rfc3339.get(11..19)) {
+        (Some(date), Some(time)) => {
+            let millis = rfc3339
+                .get(19..)
+                .and_then(|rest| rest.strip_prefix('.'))
+                .map(|f| {
+                    f.chars()
+                        .take_while(char::is_ascii_digit)
+                        .collect::<String>()
+                })
+                .map(|f| format!("{f:0<3}")[..3].to_string())
+                .unwrap_or_else(|| "000".into());
+            Val::Text(format!("{} {time}.{millis}", date.replace('-', "/")))
+        }
+        _ => Val::NotAvailable,
+    }
+}
+
+/// A part of the PCI bus id (`00000000:30:00.0`) as nvidia-smi prints `pci.domain` (`0x0000`),
+/// `pci.bus` (`0x30`) and `pci.device` (`0x00`).
+fn pci_part(d: &Device, part: usize) -> Val {
+    let parsed = d.pci_bus_id.as_deref().and_then(|id| {
+        let (domain, rest) = id.split_once(':')?;
+        let (bus, rest) = rest.split_once(':')?;
+        let device = rest.split('.').next()?;
+        let n = |s: &str| u32::from_str_radix(s, 16).ok();
+        Some([n(domain)?, n(bus)?, n(device)?])
+    });
+    text(parsed.map(|p| match part {
+        0 => format!("0x{:04X}", p[0]),
+        _ => format!("0x{:02X}", p[part]),
+    }))
+}
+
 fn watts(v: Option<f64>) -> Val {
     num(v.map(|w| format!("{w:.2}")), "W")
 }
@@ -114,6 +159,26 @@ pub static FIELDS: &[Field] = &[
     field!(["clocks_event_reasons.supported"], "clocks_event_reasons.supported", |r, d| mask(d.clock_event_reasons.supported_mask)),
     field!(["clocks_throttle_reasons.supported"], "clocks_throttle_reasons.supported", |r, d| mask(d.clock_event_reasons.supported_mask)),
     field!(["compute_cap"], "compute_cap", |r, d| text(d.compute_capability.as_ref())),
+    field!(["timestamp"], "timestamp", |r, d| timestamp(&r.created_at)),
+    field!(["pci.domain"], "pci.domain", |r, d| pci_part(d, 0)),
+    field!(["pci.bus"], "pci.bus", |r, d| pci_part(d, 1)),
+    field!(["pci.device"], "pci.device", |r, d| pci_part(d, 2)),
+    field!(["clocks_event_reasons.gpu_idle"], "clocks_event_reasons.gpu_idle", |r, d| reason(d, 0x1)),
+    field!(["clocks_throttle_reasons.gpu_idle"], "clocks_throttle_reasons.gpu_idle", |r, d| reason(d, 0x1)),
+    field!(["clocks_event_reasons.applications_clocks_setting"], "clocks_event_reasons.applications_clocks_setting", |r, d| reason(d, 0x2)),
+    field!(["clocks_throttle_reasons.applications_clocks_setting"], "clocks_throttle_reasons.applications_clocks_setting", |r, d| reason(d, 0x2)),
+    field!(["clocks_event_reasons.sw_power_cap"], "clocks_event_reasons.sw_power_cap", |r, d| reason(d, 0x4)),
+    field!(["clocks_throttle_reasons.sw_power_cap"], "clocks_throttle_reasons.sw_power_cap", |r, d| reason(d, 0x4)),
+    field!(["clocks_event_reasons.hw_slowdown"], "clocks_event_reasons.hw_slowdown", |r, d| reason(d, 0x8)),
+    field!(["clocks_throttle_reasons.hw_slowdown"], "clocks_throttle_reasons.hw_slowdown", |r, d| reason(d, 0x8)),
+    field!(["clocks_event_reasons.sync_boost"], "clocks_event_reasons.sync_boost", |r, d| reason(d, 0x10)),
+    field!(["clocks_throttle_reasons.sync_boost"], "clocks_throttle_reasons.sync_boost", |r, d| reason(d, 0x10)),
+    field!(["clocks_event_reasons.sw_thermal_slowdown"], "clocks_event_reasons.sw_thermal_slowdown", |r, d| reason(d, 0x20)),
+    field!(["clocks_throttle_reasons.sw_thermal_slowdown"], "clocks_throttle_reasons.sw_thermal_slowdown", |r, d| reason(d, 0x20)),
+    field!(["clocks_event_reasons.hw_thermal_slowdown"], "clocks_event_reasons.hw_thermal_slowdown", |r, d| reason(d, 0x40)),
+    field!(["clocks_throttle_reasons.hw_thermal_slowdown"], "clocks_throttle_reasons.hw_thermal_slowdown", |r, d| reason(d, 0x40)),
+    field!(["clocks_event_reasons.hw_power_brake_slowdown"], "clocks_event_reasons.hw_power_brake_slowdown", |r, d| reason(d, 0x80)),
+    field!(["clocks_throttle_reasons.hw_power_brake_slowdown"], "clocks_throttle_reasons.hw_power_brake_slowdown", |r, d| reason(d, 0x80)),
 ];
 
 /// Look up a field by any of its names.
