@@ -1013,11 +1013,13 @@ fn parse_percent(text: &str) -> Result<f64, String> {
         None => (t, false),
     };
     match t.parse::<f64>() {
-        Ok(v) if !sign && v > 0.0 && v < 1.0 => Err(format!(
-            "threshold '{text}' is ambiguous: write {}% for {} percent, or {v}% for {v} percent",
-            v * 100.0,
-            v * 100.0
-        )),
+        Ok(v) if !sign && v > 0.0 && v < 1.0 => {
+            let pct = format!("{:.6}", v * 100.0);
+            let pct = pct.trim_end_matches('0').trim_end_matches('.');
+            Err(format!(
+                "threshold '{text}' is ambiguous: write {pct}% for {pct} percent, or {v}% for {v} percent"
+            ))
+        }
         Ok(v) if v.is_finite() && v > 0.0 && v < 100.0 => Ok(v / 100.0),
         _ => Err(format!(
             "invalid threshold '{text}'; give a percentage between 0 and 100, e.g. 5%"

@@ -241,14 +241,17 @@ fn runtime_faults_fail_the_model_benchmark() {
         b["iterations"].as_u64().unwrap() > 0,
         "timed, then rejected"
     );
-    // Executions that stop writing their outputs after the first, still returning success.
-    let o = bench(
-        &with_model(&m, &["--device", "neuron:0", "--kernel", "h2d"]),
-        &[(NRT_STALE_ENV, "nrt_execute=1")],
-    );
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    let b = &neff_benchmarks(&o)[0];
-    assert_eq!(b["correctness"]["passed"], false, "{b}");
+    // Executions that stop writing their outputs after the first, or never write them, still
+    // returning success.
+    for stale in ["nrt_execute=1", "nrt_execute=0"] {
+        let o = bench(
+            &with_model(&m, &["--device", "neuron:0", "--kernel", "h2d"]),
+            &[(NRT_STALE_ENV, stale)],
+        );
+        assert_eq!(o.status.code(), Some(1), "{stale}: {}", stderr(&o));
+        let b = &neff_benchmarks(&o)[0];
+        assert_eq!(b["correctness"]["passed"], false, "{stale}: {b}");
+    }
 }
 
 #[test]

@@ -484,3 +484,39 @@ fn connections_that_stall_before_their_headers_are_closed() {
     let (status, _) = collector.get("/healthz");
     assert_eq!(status, 200);
 }
+
+#[test]
+fn a_stopping_collector_refuses_new_connections_while_open_ones_finish() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Collector::start(&["--db".as_ref(), dir.path().join("c.db").as_os_str()]);
+    let addr = collector.url.trim_start_matches("http://").to_string();
+    // A POST whose body is still on its way holds the shutdown open (up to its grace).
+    let mut slow = std::net::TcpStream::connect(&addr).unwrap();
+    slow.write_all(b"POST /v1/reports HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    // SAFETY: kill(2) on the collector's own pid.
+    assert_eq!(
+        unsafe { libc::kill(collector.child.id() as i32, libc::SIGTERM) },
+        0
+    );
+    let started = Instant::now();
+    loop {
+        match std::net::TcpStream::connect(&addr) {
+            Err(e) => {
+                assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "{e}");
+                break;
+            }
+            Ok(_) => {
+                assert!(
+                    started.elapsed() < Duration::from_secs(3),
+                    "still accepting connections {:?} after SIGTERM",
+                    started.elapsed()
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+    drop(slow);
+}

@@ -487,13 +487,13 @@ fn run_model(
     };
     // Outputs are filled with a pattern before the first and the final execution, so an
     // execution that returns success without writing them cannot match.
-    let poison_outputs = || -> Result<(), CallFailure> {
+    let poison_outputs = |pattern: u8| -> Result<(), CallFailure> {
         for (info, tensor) in allocated.iter().filter(|(i, _)| !i.input) {
-            tensor.write(&vec![POISON; info.size])?;
+            tensor.write(&vec![pattern; info.size])?;
         }
         Ok(())
     };
-    poison_outputs().map_err(call)?;
+    poison_outputs(POISON[0]).map_err(call)?;
     execute().map_err(call)?;
     let first = read_outputs().map_err(call)?;
     let samples = timing::consecutive_rounds(&job.plan.budget, timing::DEVICE_ROUNDS, || {
@@ -502,7 +502,8 @@ fn run_model(
         r.map(|()| t)
     })
     .map_err(call)?;
-    poison_outputs().map_err(call)?;
+    // Another pattern: executions that never write leave different bytes behind.
+    poison_outputs(POISON[1]).map_err(call)?;
     execute().map_err(call)?;
     let last = read_outputs().map_err(call)?;
     slot.enter("compare", Some(nc));
@@ -534,8 +535,8 @@ fn run_model(
     })
 }
 
-/// What output tensors hold before an execution that is checked.
-const POISON: u8 = 0xA5;
+/// What output tensors hold before the first and before the final checked execution.
+const POISON: [u8; 2] = [0xA5, 0x5A];
 
 /// The outputs after the last execution must equal those after the first, byte for byte.
 fn determinism(first: &[u8], last: &[u8], outputs: &[&TensorInfo]) -> Correctness {

@@ -115,26 +115,26 @@ pub struct ProblemSize {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
 pub struct Stats {
     #[serde(deserialize_with = "null_as_nan")]
-    #[schemars(with = "Option<f64>")]
+    #[schemars(with = "Option<f64>", required)]
     pub median_s: f64,
     #[serde(deserialize_with = "null_as_nan")]
-    #[schemars(with = "Option<f64>")]
+    #[schemars(with = "Option<f64>", required)]
     pub p10_s: f64,
     #[serde(deserialize_with = "null_as_nan")]
-    #[schemars(with = "Option<f64>")]
+    #[schemars(with = "Option<f64>", required)]
     pub p90_s: f64,
     #[serde(deserialize_with = "null_as_nan")]
-    #[schemars(with = "Option<f64>")]
+    #[schemars(with = "Option<f64>", required)]
     pub mean_s: f64,
     #[serde(deserialize_with = "null_as_nan")]
-    #[schemars(with = "Option<f64>")]
+    #[schemars(with = "Option<f64>", required)]
     pub min_s: f64,
     #[serde(deserialize_with = "null_as_nan")]
-    #[schemars(with = "Option<f64>")]
+    #[schemars(with = "Option<f64>", required)]
     pub max_s: f64,
     /// Coefficient of variation (standard deviation / mean).
     #[serde(deserialize_with = "null_as_nan")]
-    #[schemars(with = "Option<f64>")]
+    #[schemars(with = "Option<f64>", required)]
     pub cv: f64,
 }
 

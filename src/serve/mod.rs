@@ -223,6 +223,8 @@ async fn serve_connections(
             drop(open);
         });
     }
+    // Refuse new connections at once while the open ones finish.
+    drop(listener);
     drop(open_rx);
     open_tx.closed().await;
 }
@@ -347,6 +349,12 @@ impl GateWorker {
         match self.store.mark_gated(pending.report_id.clone()).await {
             Ok(()) => {
                 self.failures.remove(&node);
+                // A timer still pending from earlier failures must not hold back the next
+                // failure's short first retry; if it fires, the visit finds nothing to do.
+                self.retrying
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&node);
                 log(&line);
             }
             Err(e) => {
