@@ -788,3 +788,137 @@ fn min_memory_in_round_units_means_what_people_mean() {
     ]);
     assert_eq!(code, 1);
 }
+
+/// Mixed alternatives, label spellings and count labels (found reviewing the changes above).
+#[test]
+fn alternatives_without_accelerators_bind_only_the_accelerators_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let np = |name: &str, req: &str| pool(name, &format!("        - {req}\n"));
+    let two = write(
+        dir.path(),
+        "two.yaml",
+        &format!(
+            "{}---\n{}",
+            np(
+                "cpu",
+                "{key: karpenter.k8s.aws/instance-category, operator: In, values: [c, m, r]}"
+            ),
+            np(
+                "l40s",
+                "{key: eks.amazonaws.com/instance-family, operator: In, values: [g6e]}"
+            )
+        ),
+    );
+    // An L4 whose instance type is unknown, against a CPU pool beside an L40S pool: an
+    // accelerator it has must still be one the GPU pool allows.
+    let l4: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("nvml/l4.json")).unwrap()).unwrap();
+    let mut l4 = l4;
+    l4["host"]["instance_type"] = Value::Null;
+    let l4 = write(dir.path(), "l4.json", &l4.to_string());
+    let (code, v) = json_verdict(&[
+        "--report",
+        l4.to_str().unwrap(),
+        "--nodepool",
+        two.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(checks(&v, "gpu.model")[0]["status"], "fail", "{v}");
+    // A CPU node under the same pools passes: it has no accelerator to bind.
+    let cpu = seed_report(dir.path(), "cpu.json", |r| {
+        r["devices"] = json!([]);
+        r["host"]["instance_type"] = Value::Null;
+        for rt in r["runtimes"].as_array_mut().unwrap() {
+            rt["status"] = "absent".into();
+        }
+    });
+    let (code, v) = json_verdict(&[
+        "--report",
+        cpu.to_str().unwrap(),
+        "--nodepool",
+        two.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{v}");
+    // A value no node carries (EC2 names are lower case) is no way out: a conflict.
+    let typo = write(
+        dir.path(),
+        "typo.yaml",
+        &np(
+            "l40s",
+            "{key: eks.amazonaws.com/instance-family, operator: In, values: [G6E]}",
+        ),
+    );
+    let (code, v) = json_verdict(&[
+        "--report",
+        l4.to_str().unwrap(),
+        "--nodepool",
+        typo.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(
+        checks(&v, "requirements.consistent")[0]["status"],
+        "fail",
+        "{v}"
+    );
+    // A GPU pool that excludes Neuron devices does not judge the GPU count by them.
+    let no_neuron = write(
+        dir.path(),
+        "gpu.yaml",
+        &pool(
+            "gpu",
+            "        - {key: karpenter.k8s.aws/instance-gpu-name, operator: In, values: [l4]}\n        - {key: karpenter.k8s.aws/instance-accelerator-count, operator: DoesNotExist}\n",
+        ),
+    );
+    let (code, v) = json_verdict(&[
+        "--report",
+        l4.to_str().unwrap(),
+        "--nodepool",
+        no_neuron.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{v}");
+    // A CPU node without NVML under `instance-gpu-count DoesNotExist`: nothing to list.
+    let dne = write(
+        dir.path(),
+        "dne.yaml",
+        &np(
+            "cpu",
+            "{key: karpenter.k8s.aws/instance-gpu-count, operator: DoesNotExist}",
+        ),
+    );
+    let (code, v) = json_verdict(&[
+        "--report",
+        cpu.to_str().unwrap(),
+        "--nodepool",
+        dne.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{v}");
+    // --expect count replaces a pool's count selector, as it replaces an exact count: a Job
+    // given one GPU of a 4-GPU node sees one.
+    let four_or_eight = write(
+        dir.path(),
+        "c48.yaml",
+        &pool(
+            "c48",
+            "        - {key: eks.amazonaws.com/instance-gpu-name, operator: In, values: [l40s]}\n        - {key: eks.amazonaws.com/instance-gpu-count, operator: In, values: [\"4\", \"8\"]}\n",
+        ),
+    );
+    let one_visible = seed_report(dir.path(), "one.json", |r| {
+        r["host"]["instance_type"] = "g6e.12xlarge".into()
+    });
+    let args = [
+        "--report",
+        one_visible.to_str().unwrap(),
+        "--nodepool",
+        four_or_eight.to_str().unwrap(),
+    ];
+    let (code, _) = json_verdict(&args);
+    assert_eq!(code, 1);
+    let (code, v) = json_verdict(&[&args[..], &["--expect", "count=1"]].concat());
+    assert_eq!(code, 0, "{v}");
+    assert!(
+        v["warnings"]
+            .to_string()
+            .contains("overrides the count selector"),
+        "{v}"
+    );
+}

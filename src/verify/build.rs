@@ -30,6 +30,10 @@ pub fn memory_from_models(req: &mut Requirements, catalog: &Catalog) {
         return;
     }
     let Some(models) = &req.models else { return };
+    if req.models_optional {
+        // A node without an accelerator satisfies optional models: no memory to demand.
+        return;
+    }
     let los: Vec<u64> = models
         .value
         .iter()
@@ -155,7 +159,10 @@ pub fn from_expects(
         match e {
             Expect::Gpu(names) => allow_names(req, catalog, names, source)?,
             Expect::Vendor(v) => req.require_vendor(*v, source),
-            Expect::Count(n) => req.require_count(*n, source),
+            Expect::Count(n) => {
+                req.override_count_selectors(&source);
+                req.require_count(*n, source)
+            }
             // Drivers report totals just under round sizes (an L40S shows 46068 MiB, 44.99 GiB):
             // a 1 % allowance lets `min-memory=45GiB` mean what people mean by it.
             Expect::MinMemoryMib(m) => req.require_min_memory(m.saturating_mul(99) / 100, source),
@@ -281,11 +288,13 @@ fn outsider_satisfies(instances: &[Instance<'_>], reqs: &[Requirement]) -> bool 
         match wk {
             WellKnown::InstanceType | WellKnown::InstanceFamily | WellKnown::InstanceCategory => {
                 match r.op {
-                    // Some listed value is not one the catalog's instance types carry.
+                    // Some listed value is a plausible name (EC2 spells them in lower case)
+                    // that none of the catalog's instance types carries.
                     Operator::In => r.values.iter().any(|v| {
-                        !instances
-                            .iter()
-                            .any(|i| instance_label(i, wk).as_deref() == Some(v))
+                        plausible_ec2_name(v)
+                            && !instances
+                                .iter()
+                                .any(|i| instance_label(i, wk).as_deref() == Some(v))
                     }),
                     Operator::NotIn | Operator::Exists => true,
                     _ => false,
@@ -298,6 +307,15 @@ fn outsider_satisfies(instances: &[Instance<'_>], reqs: &[Requirement]) -> bool 
             _ => r.matches(None),
         }
     })
+}
+
+/// Whether `v` could be an EC2 instance type, family or category: lower-case letters, digits,
+/// `-` and `.` (`c7i`, `m6a.xlarge`). `G6E` matches no node at all, so it is no way out.
+fn plausible_ec2_name(v: &str) -> bool {
+    !v.is_empty()
+        && v.starts_with(|c: char| c.is_ascii_lowercase())
+        && v.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
 }
 
 /// The one vendor of `vendors`, when they are all the same.
@@ -324,20 +342,31 @@ fn narrow(
         return;
     }
     let instances = all_instances(catalog);
-    // A selector that also admits nodes without a supported accelerator (`instance-gpu-count
-    // DoesNotExist`, `instance-gpu-name NotIn [...]`, `arch In [amd64]`) says nothing about
-    // which accelerator, if any, the node has: it narrows nothing.
-    if alternatives
-        .iter()
-        .any(|a| outsider_satisfies(&instances, a))
-    {
-        return;
-    }
     let candidates: Vec<Instance<'_>> = instances
-        .into_iter()
+        .iter()
         .filter(|inst| alternatives.iter().any(|a| instance_satisfies(inst, a)))
+        .cloned()
         .collect();
     let models: BTreeSet<String> = candidates.iter().map(|i| i.model.key.clone()).collect();
+    // A selector with an alternative that admits nodes without a supported accelerator (a
+    // CPU pool beside a GPU one, a term `instance-gpu-count DoesNotExist`) binds only the
+    // accelerators a node has: it may have none, and if it has some, they must be among the
+    // models the selector admits.
+    // When every alternative admits such a node, the selector says nothing about
+    // accelerators at all (`arch In [amd64]` alone): it narrows nothing.
+    let outsiders = alternatives
+        .iter()
+        .filter(|a| outsider_satisfies(&instances, a))
+        .count();
+    if outsiders == alternatives.len() {
+        return;
+    }
+    if outsiders > 0 {
+        if !models.is_empty() {
+            req.allow_models_if_any(models, sources);
+        }
+        return;
+    }
     if models.is_empty() {
         req.conflicts.push(format!(
             "no instance type in the catalog satisfies {what} ({})",
@@ -466,35 +495,56 @@ fn is_count_key(r: &Requirement) -> bool {
     )
 }
 
-/// Keep the selector's requirements on the count label as a [`CountSelector`] when
-/// [`selectors_to_requirements`] could not express them all (`Lt`, `Lte`, `NotIn`, `In` with
-/// several values, `Exists`/`DoesNotExist`, alternatives). An alternative that says nothing
-/// about the count admits any count, and so does the selector then.
+/// Keep the selector's requirements on a count label as a [`CountSelector`] when
+/// [`selectors_to_requirements`] could not express them (`Lt`, `Lte`, `NotIn`, `In` with
+/// several values, `Exists`/`DoesNotExist`, alternatives), one per label: GPU counts are
+/// judged against the GPUs found, accelerator counts against the Neuron devices. An
+/// alternative that says nothing about a count admits any, and so does the selector then.
 fn count_selector(req: &mut Requirements, alternatives: &[Vec<Requirement>]) {
-    let per_alt: Vec<Vec<Requirement>> = alternatives
-        .iter()
-        .map(|a| a.iter().filter(|r| is_count_key(r)).cloned().collect())
-        .collect();
-    if per_alt.is_empty() || per_alt.iter().any(Vec::is_empty) {
-        return;
-    }
-    let expressed = |r: &Requirement| {
-        let n = r.values.first().and_then(|v| parse_int(v));
-        n.is_some_and(|n| u32::try_from(n).is_ok())
-            && match r.op {
-                Operator::In => r.values.len() == 1,
-                Operator::Gt | Operator::Gte => true,
-                _ => false,
-            }
-    };
-    if let [only] = per_alt.as_slice() {
-        if only.iter().all(expressed) {
-            return;
+    for label in [
+        WellKnown::InstanceGpuCount,
+        WellKnown::InstanceAcceleratorCount,
+    ] {
+        let per_alt: Vec<Vec<Requirement>> = alternatives
+            .iter()
+            .map(|a| {
+                a.iter()
+                    .filter(|r| r.label().well_known() == Some(label))
+                    .cloned()
+                    .collect()
+            })
+            .collect();
+        if per_alt.is_empty() || per_alt.iter().any(Vec::is_empty) {
+            continue;
         }
+        let alternatives = match per_alt.as_slice() {
+            // One alternative: only what the exact and minimum counts did not take.
+            [only] => {
+                let rest: Vec<Requirement> =
+                    only.iter().filter(|r| !expressed(r)).cloned().collect();
+                if rest.is_empty() {
+                    continue;
+                }
+                vec![rest]
+            }
+            _ => per_alt,
+        };
+        req.count_selectors.push(CountSelector {
+            neuron: label == WellKnown::InstanceAcceleratorCount,
+            alternatives,
+        });
     }
-    req.count_selectors.push(CountSelector {
-        alternatives: per_alt,
-    });
+}
+
+/// Whether [`selectors_to_requirements`] turns `r` into an exact or minimum count.
+fn expressed(r: &Requirement) -> bool {
+    let n = r.values.first().and_then(|v| parse_int(v));
+    n.is_some_and(|n| u32::try_from(n).is_ok())
+        && match r.op {
+            Operator::In => r.values.len() == 1,
+            Operator::Gt | Operator::Gte => true,
+            _ => false,
+        }
 }
 
 /// NodePools and Pods (and workloads' pod templates).

@@ -209,6 +209,16 @@ fn gpu_model(i: &Inputs<'_>) -> Vec<Check> {
     } else {
         req.value.iter().cloned().collect::<Vec<_>>().join(" or ")
     };
+    if devices.is_empty() && i.req.models_optional {
+        return vec![check(
+            "gpu.model",
+            Status::Pass,
+            Some(format!("{allowed}, or no accelerator")),
+            Some("no GPU".into()),
+            "no GPU, which the selectors also admit (they allow nodes without one)".into(),
+            &req.sources,
+        )];
+    }
     if devices.is_empty() {
         return vec![check(
             "gpu.model",
@@ -282,9 +292,10 @@ fn gpu_count(i: &Inputs<'_>) -> Vec<Check> {
             ));
         }
     }
-    for sel in &i.req.count_selectors {
+    for sel in i.req.count_selectors.iter().filter(|s| !s.neuron) {
         match problem {
-            Some(why) => out.push(check(
+            // As for an exact count of 0: a selector that admits no GPU needs no listing.
+            Some(why) if !sel.admits(0) => out.push(check(
                 "gpu.count",
                 Status::Fail,
                 Some(format!("satisfies {}", sel.text())),
@@ -292,7 +303,7 @@ fn gpu_count(i: &Inputs<'_>) -> Vec<Check> {
                 format!("required but cannot be checked: {why}"),
                 &sel.sources(),
             )),
-            None => out.push(count_selector_check("gpu.count", sel, n, "GPU")),
+            _ => out.push(count_selector_check("gpu.count", sel, n, "GPU")),
         }
     }
     if let Some(c) = &i.req.min_count {

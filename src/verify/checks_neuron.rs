@@ -83,7 +83,7 @@ pub(super) fn neuron_count(i: &Inputs<'_>) -> Vec<Check> {
     if let Some(c) = &i.req.min_count {
         out.push(count_check(&found, c, false));
     }
-    for sel in &i.req.count_selectors {
+    for sel in i.req.count_selectors.iter().filter(|s| s.neuron) {
         let n = found.len() as u32;
         out.push(count_selector_check(
             "neuron.count",

@@ -31,6 +31,9 @@ pub struct Requirements {
     pub vendor: Option<Sourced<Vendor>>,
     /// Allowed catalog model keys (`l40s`, `h100`, ...).
     pub models: Option<Sourced<BTreeSet<String>>>,
+    /// The models bind only the accelerators found: a node without any satisfies them too
+    /// (every source of them also admits nodes without a supported accelerator).
+    pub models_optional: bool,
     /// The node has exactly this many accelerators (instance type, count labels, `--expect`).
     pub count: Option<Sourced<u32>>,
     /// The workload needs at least this many (resource requests).
@@ -62,6 +65,8 @@ pub struct Requirements {
 /// alternatives with different counts) that an exact or minimum count cannot express.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CountSelector {
+    /// On `instance-accelerator-count` (Neuron devices), else on `instance-gpu-count` (GPUs).
+    pub neuron: bool,
     /// Per alternative (ORed), its requirements on the count label (ANDed).
     pub alternatives: Vec<Vec<Requirement>>,
 }
@@ -125,6 +130,7 @@ impl Requirements {
 
     /// Narrow the allowed models to `allowed` (intersection with what others allowed).
     pub fn allow_models(&mut self, allowed: BTreeSet<String>, source: Source) {
+        self.models_optional = false;
         match &mut self.models {
             None => self.models = Some(Sourced::new(allowed, source)),
             Some(m) => {
@@ -144,6 +150,15 @@ impl Requirements {
                 }
             }
         }
+    }
+
+    /// Narrow the allowed models for the accelerators a node has, when the sources also admit
+    /// a node without any (a selector with a CPU alternative): the models stay optional
+    /// unless a source that requires an accelerator narrowed them too.
+    pub fn allow_models_if_any(&mut self, allowed: BTreeSet<String>, sources: Vec<Source>) {
+        let optional = self.models.is_none() || self.models_optional;
+        self.allow_models_from(allowed, sources);
+        self.models_optional = optional;
     }
 
     /// Narrow the allowed models on behalf of several sources at once.
@@ -172,6 +187,18 @@ impl Requirements {
                 ));
                 *c = Sourced::new(n, source);
             }
+        }
+    }
+
+    /// An explicit count (`--expect count=N`) replaces the count selectors of manifests, as it
+    /// replaces an exact count (a Job sees the GPUs it was given, not the node's).
+    pub fn override_count_selectors(&mut self, source: &Source) {
+        for sel in self.count_selectors.drain(..) {
+            self.overridden.push(format!(
+                "{source} overrides the count selector {} ({})",
+                sel.text(),
+                sources_text(&sel.sources())
+            ));
         }
     }
 
@@ -241,7 +268,7 @@ impl Requirements {
     /// Whether anything at all is required of the accelerators.
     pub fn wants_accelerators(&self) -> bool {
         self.vendor.is_some()
-            || self.models.is_some()
+            || (self.models.is_some() && !self.models_optional)
             || self.count.as_ref().is_some_and(|c| c.value > 0)
             || self.min_count.as_ref().is_some_and(|c| c.value > 0)
     }
@@ -264,7 +291,12 @@ impl Requirements {
             );
         }
         if let Some(m) = &self.models {
-            push("gpu.model", join(&m.value), &m.sources);
+            let value = if self.models_optional {
+                format!("{} (or no accelerator)", join(&m.value))
+            } else {
+                join(&m.value)
+            };
+            push("gpu.model", value, &m.sources);
         }
         if let Some(c) = &self.count {
             push("gpu.count", format!("exactly {}", c.value), &c.sources);
