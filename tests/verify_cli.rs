@@ -921,4 +921,50 @@ fn alternatives_without_accelerators_bind_only_the_accelerators_found() {
             .contains("overrides the count selector"),
         "{v}"
     );
+
+    // A CPU family, a NotIn, or an architecture in a selector lets a node without
+    // accelerators through, never a GPU no admitted instance type has.
+    for (name, req) in [
+        (
+            "mixed",
+            "{key: eks.amazonaws.com/instance-family, operator: In, values: [g6e, c7i]}",
+        ),
+        (
+            "notin",
+            "{key: eks.amazonaws.com/instance-gpu-name, operator: NotIn, values: [l4, h100]}",
+        ),
+        (
+            "arm",
+            "{key: kubernetes.io/arch, operator: In, values: [arm64]}",
+        ),
+    ] {
+        let f = write(dir.path(), &format!("{name}.yaml"), &np(name, req));
+        let (code, v) = json_verdict(&[
+            "--report",
+            l4.to_str().unwrap(),
+            "--nodepool",
+            f.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 1, "{name}: {v}");
+        assert_eq!(checks(&v, "gpu.model")[0]["status"], "fail", "{name}: {v}");
+        let (code, v) = json_verdict(&[
+            "--report",
+            cpu.to_str().unwrap(),
+            "--nodepool",
+            f.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{name} on a CPU node: {v}");
+    }
+    // Two selectors that each admit a CPU node are no conflict for one, even when no
+    // accelerator satisfies both.
+    let l4_or_c7i = write(dir.path(), "pod.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  affinity:\n    nodeAffinity:\n      requiredDuringSchedulingIgnoredDuringExecution:\n        nodeSelectorTerms:\n        - matchExpressions:\n          - {key: eks.amazonaws.com/instance-gpu-name, operator: In, values: [l4]}\n        - matchExpressions:\n          - {key: eks.amazonaws.com/instance-family, operator: In, values: [c7i]}\n  containers: [{name: c, image: x}]\n");
+    let (code, v) = json_verdict(&[
+        "--report",
+        cpu.to_str().unwrap(),
+        "--nodepool",
+        two.to_str().unwrap(),
+        "--pod",
+        l4_or_c7i.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{v}");
 }

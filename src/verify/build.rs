@@ -348,23 +348,17 @@ fn narrow(
         .cloned()
         .collect();
     let models: BTreeSet<String> = candidates.iter().map(|i| i.model.key.clone()).collect();
-    // A selector with an alternative that admits nodes without a supported accelerator (a
-    // CPU pool beside a GPU one, a term `instance-gpu-count DoesNotExist`) binds only the
-    // accelerators a node has: it may have none, and if it has some, they must be among the
-    // models the selector admits.
-    // When every alternative admits such a node, the selector says nothing about
-    // accelerators at all (`arch In [amd64]` alone): it narrows nothing.
-    let outsiders = alternatives
+    // A selector an alternative of which admits nodes without a supported accelerator (a CPU
+    // pool beside a GPU one, `instance-gpu-count DoesNotExist`, `arch In [arm64]`, a family
+    // list with a CPU family in it) binds only the accelerators a node has.
+    // Such a node may have no accelerator; if it has any, they must still be among the
+    // models of the catalog instance types the selector admits (an empty set then means: no
+    // accelerator at all).
+    if alternatives
         .iter()
-        .filter(|a| outsider_satisfies(&instances, a))
-        .count();
-    if outsiders == alternatives.len() {
-        return;
-    }
-    if outsiders > 0 {
-        if !models.is_empty() {
-            req.allow_models_if_any(models, sources);
-        }
+        .any(|a| outsider_satisfies(&instances, a))
+    {
+        req.allow_models_if_any(models, sources);
         return;
     }
     if models.is_empty() {

@@ -203,7 +203,13 @@ fn gpu_model(i: &Inputs<'_>) -> Vec<Check> {
             &[],
         )];
     };
-    let devices = accelerators(i);
+    // With a vendor required, its devices; without one, every accelerator, Neuron devices
+    // included (a Trainium must not pass for "no GPU" under models that exclude it).
+    let devices: Vec<&Device> = if i.req.vendor.is_some() {
+        accelerators(i)
+    } else {
+        i.report.devices.iter().collect()
+    };
     let allowed = if req.value.is_empty() {
         "no model (the requirements allow none)".to_string()
     } else {
@@ -215,7 +221,7 @@ fn gpu_model(i: &Inputs<'_>) -> Vec<Check> {
             Status::Pass,
             Some(format!("{allowed}, or no accelerator")),
             Some("no GPU".into()),
-            "no GPU, which the selectors also admit (they allow nodes without one)".into(),
+            "no accelerator, which the selectors also admit (they allow nodes without one)".into(),
             &req.sources,
         )];
     }

@@ -156,10 +156,33 @@ impl Requirements {
     /// a node without any (a selector with a CPU alternative): the models stay optional
     /// unless a source that requires an accelerator narrowed them too.
     pub fn allow_models_if_any(&mut self, allowed: BTreeSet<String>, sources: Vec<Source>) {
-        let optional = self.models.is_none() || self.models_optional;
-        self.allow_models_from(allowed, sources);
-        self.models_optional = optional;
+        if self.models_optional || self.models.is_none() {
+            // Two optional sets: their intersection, and none is still fine (a CPU node two
+            // such selectors admit is no conflict, even when no accelerator satisfies both).
+            let Some(first) = sources.first().cloned() else {
+                return;
+            };
+            match &mut self.models {
+                None => {
+                    self.models = Some(Sourced::new(allowed, first));
+                    if let Some(m) = &mut self.models {
+                        m.sources.extend(sources.into_iter().skip(1));
+                    }
+                }
+                Some(m) => {
+                    m.value = m.value.intersection(&allowed).cloned().collect();
+                    m.sources.extend(sources);
+                }
+            }
+            self.models_optional = true;
+        } else {
+            // Already required: narrowed as any other source does.
+            self.allow_models_from(allowed, sources);
+        }
     }
+
+    /// The applied value of optional models ends with this.
+    pub const OPTIONAL_MODELS: &'static str = " (or no accelerator)";
 
     /// Narrow the allowed models on behalf of several sources at once.
     pub fn allow_models_from(&mut self, allowed: BTreeSet<String>, sources: Vec<Source>) {
@@ -292,7 +315,12 @@ impl Requirements {
         }
         if let Some(m) = &self.models {
             let value = if self.models_optional {
-                format!("{} (or no accelerator)", join(&m.value))
+                let allowed = if m.value.is_empty() {
+                    "no accelerator".to_string()
+                } else {
+                    join(&m.value)
+                };
+                format!("{allowed}{}", Self::OPTIONAL_MODELS)
             } else {
                 join(&m.value)
             };
