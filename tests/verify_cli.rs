@@ -660,6 +660,44 @@ fn the_nodes_labels_must_agree_with_the_report_and_name_ignored_pools() {
 }
 
 #[test]
+fn an_instance_type_outside_the_catalog_is_judged_by_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = seed_report(dir.path(), "noit.json", |r| {
+        r["host"]["instance_type"] = Value::Null
+    });
+    let labels = |it: &str| {
+        write(
+            dir.path(),
+            &format!("{it}.yaml"),
+            &format!("node.kubernetes.io/instance-type: {it}\nkarpenter.sh/nodepool: gpu\n"),
+        )
+    };
+    let np = fixture("k8s/seed-nodepool-gpu.yaml");
+    let run = |it: &str| {
+        json_verdict(&[
+            "--report",
+            r.to_str().unwrap(),
+            "--nodepool",
+            np.to_str().unwrap(),
+            "--node-labels",
+            labels(it).to_str().unwrap(),
+        ])
+    };
+    // A CPU type under the seed's GPU NodePool (g6e, l40s): the pool cannot have made it.
+    let (code, v) = run("c7i.2xlarge");
+    assert_eq!(code, 1, "{v}");
+    assert!(
+        v["conflicts"]
+            .to_string()
+            .contains("the node is a c7i.2xlarge"),
+        "{v}"
+    );
+    // Its own type passes.
+    let (code, v) = run("g6e.2xlarge");
+    assert_eq!(code, 0, "{v}");
+}
+
+#[test]
 fn count_selectors_become_count_requirements() {
     let dir = tempfile::tempdir().unwrap();
     let r = seed_report(dir.path(), "noit.json", |r| {

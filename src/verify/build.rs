@@ -318,6 +318,24 @@ fn plausible_ec2_name(v: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
 }
 
+/// Whether an instance type outside the catalog may satisfy every requirement: those on its
+/// type, family, size, category and generation are judged by its name (`c7i.2xlarge`); the
+/// others (architecture, accelerator labels) cannot be known and are given the benefit.
+fn name_may_satisfy(instance_type: &str, reqs: &[Requirement]) -> bool {
+    let (family, size) = instance_type.split_once('.').unwrap_or((instance_type, ""));
+    reqs.iter().all(|r| {
+        let value = match judged_label(r) {
+            Some(WellKnown::InstanceType) => instance_type.to_string(),
+            Some(WellKnown::InstanceFamily) => family.to_string(),
+            Some(WellKnown::InstanceSize) => size.to_string(),
+            Some(WellKnown::InstanceCategory) => category(family),
+            Some(WellKnown::InstanceGeneration) => generation(family),
+            _ => return true,
+        };
+        r.matches(Some(&value))
+    })
+}
+
 /// The one vendor of `vendors`, when they are all the same.
 fn single_vendor(vendors: impl IntoIterator<Item = Vendor>) -> Option<Vendor> {
     let mut it = vendors.into_iter();
@@ -416,6 +434,13 @@ fn check_node(
         return;
     };
     let Some(inst) = catalog.instance(it) else {
+        // Not in the catalog (a CPU type, or an accelerator type the catalog lacks): what its
+        // name tells (type, family, size, category, generation) must still be allowed.
+        if !alternatives.iter().any(|a| name_may_satisfy(it, a)) {
+            req.conflicts.push(format!(
+                "the node is a {it} ({it_source}), which {what} does not allow: no alternative admits that instance type"
+            ));
+        }
         return;
     };
     if alternatives.iter().any(|a| instance_satisfies(&inst, a)) {
