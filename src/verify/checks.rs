@@ -819,10 +819,7 @@ fn best_per_device(
 /// uplink), which the catalog does not hold. Falling short of it warns; an explicit floor still fails.
 fn host_linked(kernel: Kernel, floor: &Sourced<f64>) -> bool {
     matches!(kernel, Kernel::H2d | Kernel::D2h)
-        && floor
-            .sources
-            .iter()
-            .all(|s| matches!(s, Source::Catalog { .. }))
+        && floor.catalog_only()
 }
 
 fn perf_floor(
@@ -837,11 +834,7 @@ fn perf_floor(
     if best.is_empty() {
         // The catalog's floors apply when the report carries benchmarks; a floor someone
         // asked for explicitly must be measured.
-        let explicit = floor.filter(|f| {
-            f.sources
-                .iter()
-                .any(|s| !matches!(s, Source::Catalog { .. }))
-        });
+        let explicit = floor.filter(|f| !f.catalog_only());
         let why = match floor {
             Some(f) if explicit.is_none() => format!(
                 "the report has no {noun} benchmark; the catalog floor {:.1} {unit} applies when it has one (accelprobe bench)",

@@ -23,6 +23,11 @@ impl<T> Sourced<T> {
             sources: vec![source],
         }
     }
+
+    /// Whether only the catalog demands it (a default policy, not anyone's explicit demand).
+    pub fn catalog_only(&self) -> bool {
+        self.sources.iter().all(Source::is_catalog)
+    }
 }
 
 /// Everything the verdict checks against.
@@ -388,10 +393,6 @@ fn raise<T: PartialOrd>(slot: &mut Option<Sourced<T>>, value: T, source: Source)
     }
 }
 
-fn is_catalog(source: &Source) -> bool {
-    matches!(source, Source::Catalog { .. })
-}
-
 /// Performance floors: the catalog's are a default policy, which a floor given explicitly
 /// (`--expect`) replaces, higher or lower (an operator may know their clocks better), and
 /// which never replaces an explicit one; among floors of one kind the larger wins. A
@@ -406,9 +407,9 @@ fn raise_floor(
     if !value.is_finite() {
         return;
     }
-    let explicit = !is_catalog(&source);
+    let explicit = !source.is_catalog();
     match slot {
-        Some(s) if explicit && s.sources.iter().all(is_catalog) => {
+        Some(s) if explicit && s.catalog_only() => {
             if s.value != value {
                 overridden.push(format!(
                     "{source} sets {what} to {value:.1} {unit}, replacing {:.1} ({})",
@@ -418,7 +419,7 @@ fn raise_floor(
             }
             *slot = Some(Sourced::new(value, source));
         }
-        Some(s) if !explicit && !s.sources.iter().all(is_catalog) => {}
+        Some(s) if !explicit && !s.catalog_only() => {}
         _ => raise(slot, value, source),
     }
 }

@@ -21,6 +21,13 @@ pub enum Source {
     Flag { text: String },
 }
 
+impl Source {
+    /// The built-in catalog, as opposed to a manifest, a label or a flag.
+    pub fn is_catalog(&self) -> bool {
+        matches!(self, Source::Catalog { .. })
+    }
+}
+
 impl std::fmt::Display for Source {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
