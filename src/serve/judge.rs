@@ -248,14 +248,9 @@ fn to_node_labels(node: &str, labels: &Labels) -> Result<NodeLabels, JudgeError>
 
 /// A verdict judged against nothing proves nothing: it fails, saying what to add.
 fn require_requirements(verdict: &mut Verdict) {
-    // Optional models alone ("one of these, or no accelerator": what generic labels such as
-    // kubernetes.io/arch allow) know nothing about this node either.
-    let optional = |r: &crate::verify::verdict::AppliedRequirement| {
-        r.key == "gpu.model"
-            && r.value
-                .ends_with(crate::verify::requirements::Requirements::OPTIONAL_MODELS)
-    };
-    if !verdict.requirements.iter().all(optional) {
+    // Optional requirements alone ("one of these, or no accelerator": what generic labels such
+    // as kubernetes.io/arch allow) know nothing about this node either.
+    if !verdict.requirements.iter().all(|r| r.optional) {
         return;
     }
     verdict.passed = false;

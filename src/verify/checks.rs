@@ -818,8 +818,7 @@ fn best_per_device(
 /// PCIe generation is older than the GPU's, as reported for p5 and p4d; GPUs sharing a switch
 /// uplink), which the catalog does not hold. Falling short of it warns; an explicit floor still fails.
 fn host_linked(kernel: Kernel, floor: &Sourced<f64>) -> bool {
-    matches!(kernel, Kernel::H2d | Kernel::D2h)
-        && floor.catalog_only()
+    matches!(kernel, Kernel::H2d | Kernel::D2h) && floor.catalog_only()
 }
 
 fn perf_floor(

@@ -164,15 +164,15 @@ impl Requirements {
         if self.models_optional || self.models.is_none() {
             // Two optional sets: their intersection, and none is still fine (a CPU node two
             // such selectors admit is no conflict, even when no accelerator satisfies both).
-            let Some(first) = sources.first().cloned() else {
+            if sources.is_empty() {
                 return;
-            };
+            }
             match &mut self.models {
                 None => {
-                    self.models = Some(Sourced::new(allowed, first));
-                    if let Some(m) = &mut self.models {
-                        m.sources.extend(sources.into_iter().skip(1));
-                    }
+                    self.models = Some(Sourced {
+                        value: allowed,
+                        sources,
+                    })
                 }
                 Some(m) => {
                     m.value = m.value.intersection(&allowed).cloned().collect();
@@ -185,9 +185,6 @@ impl Requirements {
             self.allow_models_from(allowed, sources);
         }
     }
-
-    /// The applied value of optional models ends with this.
-    pub const OPTIONAL_MODELS: &'static str = " (or no accelerator)";
 
     /// Narrow the allowed models on behalf of several sources at once.
     pub fn allow_models_from(&mut self, allowed: BTreeSet<String>, sources: Vec<Source>) {
@@ -309,6 +306,7 @@ impl Requirements {
                 key: key.to_string(),
                 value,
                 sources: sources.to_vec(),
+                optional: false,
             })
         };
         if let Some(v) = &self.vendor {
@@ -325,7 +323,7 @@ impl Requirements {
                 } else {
                     join(&m.value)
                 };
-                format!("{allowed}{}", Self::OPTIONAL_MODELS)
+                format!("{allowed} (or no accelerator)")
             } else {
                 join(&m.value)
             };
@@ -371,6 +369,11 @@ impl Requirements {
                 format!("gen >= {}", v.value),
                 &v.sources,
             );
+        }
+        if self.models_optional {
+            for r in out.iter_mut().filter(|r| r.key == "gpu.model") {
+                r.optional = true;
+            }
         }
         out
     }

@@ -59,6 +59,11 @@ pub struct AppliedRequirement {
     pub key: String,
     pub value: String,
     pub sources: Vec<Source>,
+    /// Binds only the accelerators a node has: a node without any satisfies it (models a
+    /// selector with a CPU alternative allows). Such a requirement alone says nothing about
+    /// the node.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub optional: bool,
 }
 
 /// The verdict document.
