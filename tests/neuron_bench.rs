@@ -363,20 +363,8 @@ fn unusable_neuron_devices_are_usage_errors() {
         ),
     ];
     for (tree, lib, args, want) in cases {
-        let mut cmd = accelprobe();
-        cmd.args([
-            "bench",
-            "--no-cuda",
-            "--nvml-lib",
-            "/nonexistent/libnvidia-ml.so.1",
-        ])
-        .arg("--sysfs-root")
-        .arg(root(tree))
-        .arg("--neuron-lib")
-        .arg(lib.as_deref().unwrap_or(fake_nrt()))
-        .args(*args)
-        .env(NRT_CONFIG_ENV, INF2_XLARGE);
-        let o = cmd.output().unwrap();
+        let lib = lib.as_deref().unwrap_or(fake_nrt());
+        let o = common::neuron_bench_with(&root(tree), lib, INF2_XLARGE, args, &[]);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
         assert!(stderr(&o).contains(want), "{args:?}: {}", stderr(&o));
     }

@@ -360,6 +360,17 @@ pub fn neuron_bench(
     args: &[&str],
     env: &[(&str, &str)],
 ) -> std::process::Output {
+    neuron_bench_with(root, fake_nrt(), config, args, env)
+}
+
+/// [`neuron_bench`] with the Neuron runtime library `lib` instead of the fake.
+pub fn neuron_bench_with(
+    root: &Path,
+    lib: &Path,
+    config: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> std::process::Output {
     let mut cmd = accelprobe();
     cmd.args([
         "bench",
@@ -372,7 +383,7 @@ pub fn neuron_bench(
     .arg("--sysfs-root")
     .arg(root)
     .arg("--neuron-lib")
-    .arg(fake_nrt())
+    .arg(lib)
     .args(args)
     .env(NRT_CONFIG_ENV, config);
     for (k, v) in env {
