@@ -162,7 +162,7 @@ pub fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         let server = serve_connections(listener, app, opts.header_timeout, stop_rx.clone());
         // Idle or slow connections must not hold the shutdown forever.
         let deadline = async move {
-            let _ = stopping.wait_for(|s| *s).await;
+            stopped(&mut stopping).await;
             tokio::time::sleep(SHUTDOWN_GRACE).await;
         };
         tokio::select! {
@@ -191,6 +191,10 @@ async fn serve_connections(
     use hyper_util::rt::{TokioIo, TokioTimer};
     // Every connection task holds a receiver; `closed()` resolves when the last is gone.
     let (open_tx, open_rx) = tokio::sync::watch::channel(());
+    // One connection setting, copied into each connection's task.
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -207,10 +211,8 @@ async fn serve_connections(
         let service = hyper_util::service::TowerToHyperService::new(app.clone());
         let mut stop = stopping.clone();
         let open = open_rx.clone();
+        let http = http.clone();
         tokio::spawn(async move {
-            let mut http = hyper::server::conn::http1::Builder::new();
-            http.timer(TokioTimer::new())
-                .header_read_timeout(header_timeout);
             let conn = http.serve_connection(TokioIo::new(stream), service);
             tokio::pin!(conn);
             tokio::select! {
