@@ -33,7 +33,7 @@ pub use baseline::{Baseline, BaselineError, BASELINE_KIND, BASELINE_VERSION};
 pub const COMPARISON_KIND: &str = "accelprobe-comparison";
 /// Robust z-score beyond which a node is a fleet outlier (Iglewicz and Hoaglin).
 pub const OUTLIER_Z: f64 = 3.5;
-/// Fewer samples than this on a side earn a warning.
+/// Fewer samples than this on a side: no decision (unchanged), and a warning.
 pub const FEW_SAMPLES: usize = 5;
 
 /// Identity of a metric. Its text form, used by `--metric` patterns and in output, is
@@ -500,6 +500,7 @@ fn compare_metric(base: &Metric, cur: &[Vec<f64>], opts: &Options) -> MetricComp
     let key = base.key.to_string();
     let bm = stats::median(&base.samples());
     let cm = stats::median(&cur.concat());
+    let (base_n, cur_n) = (base.sample_count(), cur.iter().map(Vec::len).sum::<usize>());
     let seed = opts.seed ^ stats::hash_str(&key);
     let ci =
         stats::bootstrap_ratio_of_medians(&base.rounds, cur, opts.resamples, opts.confidence, seed)
@@ -515,13 +516,13 @@ fn compare_metric(base: &Metric, cur: &[Vec<f64>], opts: &Options) -> MetricComp
         baseline: Side {
             median_s: bm,
             throughput: base.work / bm,
-            samples: base.sample_count(),
+            samples: base_n,
             rounds: base.rounds.len(),
         },
         current: Side {
             median_s: cm,
             throughput: base.work / cm,
-            samples: cur.iter().map(Vec::len).sum(),
+            samples: cur_n,
             rounds: cur.len(),
         },
         change: ratio - 1.0,
@@ -529,9 +530,7 @@ fn compare_metric(base: &Metric, cur: &[Vec<f64>], opts: &Options) -> MetricComp
         ci_high: ci.high - 1.0,
         // A bootstrap of one or two samples has no spread to show: its interval is narrow,
         // not wide, and would decide on noise.
-        decision: if base.sample_count() < FEW_SAMPLES
-            || cur.iter().map(Vec::len).sum::<usize>() < FEW_SAMPLES
-        {
+        decision: if base_n < FEW_SAMPLES || cur_n < FEW_SAMPLES {
             Decision::Unchanged
         } else {
             decide(ci.low, ci.high, opts.threshold)
@@ -648,12 +647,12 @@ pub fn compare(base: &Run, current: &[Run], opts: &Options) -> Result<Comparison
                         }
                     }
                     let m = compare_metric(b, &c.rounds, opts);
-                    if b.sample_count() < FEW_SAMPLES || c.sample_count() < FEW_SAMPLES {
+                    let (base_n, cur_n) = (m.baseline.samples, m.current.samples);
+                    if base_n < FEW_SAMPLES || cur_n < FEW_SAMPLES {
                         warnings.push(format!(
-                            "{node}: {k} has too few samples to decide (baseline {}, current {}, \
-                             {FEW_SAMPLES} needed on each side): reported as unchanged",
-                            b.sample_count(),
-                            c.sample_count()
+                            "{node}: {k} has too few samples to decide (baseline {base_n}, \
+                             current {cur_n}, {FEW_SAMPLES} needed on each side): reported as \
+                             unchanged"
                         ));
                     }
                     metrics.push(m);
